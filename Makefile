@@ -1,0 +1,42 @@
+# The course's two commands: `make lab` and `make test`. Both create the environment first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+NBVAL := --nbval-lax --nbval-current-env --sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: env lab test unit notebooks-test e2e bench format-notebooks execute-notebooks lint
+
+# Reinstall only when the package's requirements or the pinned set change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+lab: env
+	JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/.jupyter/lab/user-settings \
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+test: env lint unit notebooks-test
+
+lint: env
+	$(BIN)/ruff check .
+
+unit: env
+	$(BIN)/pytest -n 2 --dist loadfile tests
+
+notebooks-test: env
+	$(BIN)/pytest -n 2 --dist loadfile $(NBVAL) notebooks
+
+bench: env
+	$(BIN)/python tools/bench.py
+
+execute-notebooks: env
+	$(BIN)/python tools/notebooks.py execute notebooks/*.ipynb
+
+format-notebooks: env
+	$(BIN)/python tools/notebooks.py format notebooks/*.ipynb

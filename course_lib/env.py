@@ -1,0 +1,109 @@
+"""The learner's environment: seeding, device choice, versions, and Colab detection.
+
+Every chapter's setup cell calls :func:`setup_notebook`, so that a run is reproducible
+(same seed, same numbers) and prints which versions and device it ran on.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPORTED_PACKAGES = ("torch", "torchaudio", "ipywidgets", "plotly", "jupyterlab")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"  # data the course ships; nothing is downloaded at run time
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators, and pick deterministic kernels.
+
+    Args:
+        seed: a non-negative integer below 2**32.
+
+    Raises:
+        ValueError: if ``seed`` is not an integer in [0, 2**32).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    # Deterministic cuDNN kernels cost little at the course's sizes. (Forcing every op to be
+    # deterministic would also warn on some GPU ops, so the course does not.)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def pick_device() -> torch.device:
+    """The best available device: CUDA, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab (its ``google.colab`` module is loaded)."""
+    return "google.colab" in sys.modules
+
+
+def package_version(name: str) -> str:
+    """The installed version of a distribution, or ``"not installed"``."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe_environment() -> str:
+    """A few lines naming Python, the course's key packages and the device in use."""
+    device = pick_device()
+    lines = [f"python      {platform.python_version()}"]
+    lines += [f"{name:<11} {package_version(name)}" for name in REPORTED_PACKAGES]
+    detail = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.machine()
+    lines.append(f"device      {device.type} ({detail})")
+    lines.append(f"colab       {'yes' if in_colab() else 'no'}")
+    return "\n".join(lines)
+
+
+def enable_colab_widgets() -> bool:
+    """In Colab, switch on the custom widget manager that third-party widgets need.
+
+    Returns True when custom widgets can render (always outside Colab), False when Colab's
+    widget manager could not be enabled.
+    """
+    if not in_colab():
+        return True
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
+    except Exception:  # noqa: BLE001 - any failure means: fall back to static figures
+        return False
+    return True
+
+
+def setup_notebook(seed: int = 0, verbose: bool = True) -> torch.device:
+    """What every chapter's first cell does: seed, enable widgets, pick and report the device.
+
+    Returns:
+        The device chosen by :func:`pick_device`.
+    """
+    seed_everything(seed)
+    enable_colab_widgets()
+    torch.set_printoptions(precision=4, sci_mode=False)
+    device = pick_device()
+    if verbose:
+        print(f"seed {seed}, device {device.type}")
+    return device

@@ -1,0 +1,54 @@
+"""What a committed chapter notebook must satisfy (used by test_notebook_hygiene.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from course_lib.colab import BOOTSTRAP_CELL, colab_badge
+
+MAX_NOTEBOOK_BYTES = 1_000_000
+MACHINE_PATH = re.compile(r"(/root/|/tmp/|/work/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def notebook_problems(path: Path, repo_path: str | None = None) -> list[str]:
+    """Every hygiene problem of one notebook file, as readable sentences (empty if clean).
+
+    ``repo_path`` is the notebook's path inside the repository, which its Colab badge must
+    point to (default ``notebooks/<file name>``).
+    """
+    problems = []
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        problems.append(f"file is {path.stat().st_size:,} bytes, over {MAX_NOTEBOOK_BYTES:,}")
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = notebook.get("cells", [])
+    code = [c for c in cells if c["cell_type"] == "code" and _source(c).strip()]
+    counts = [c.get("execution_count") for c in code]
+    if any(count is None for count in counts):
+        problems.append(f"{counts.count(None)} code cell(s) have no execution count (not run)")
+    elif counts != list(range(1, len(counts) + 1)):
+        problems.append(f"execution counts are {counts}, not 1..{len(counts)} in order")
+    for cell in code:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                problems.append(f"an error output is stored: {output.get('ename')}")
+    if "widgets" in notebook.get("metadata", {}):
+        problems.append("widget state is stored in metadata.widgets (run make format-notebooks)")
+    outputs = json.dumps([c.get("outputs", []) for c in code])
+    if match := MACHINE_PATH.search(outputs):
+        problems.append(f"an output shows an absolute path of this machine: {match.group(0)}")
+    first = _source(cells[0]) if cells else ""
+    if not cells or cells[0]["cell_type"] != "markdown" or not first.lstrip().startswith("# "):
+        problems.append("the first cell is not a Markdown cell with a '# ' title")
+    badge = colab_badge(repo_path or f"notebooks/{path.name}")
+    if badge not in first:
+        problems.append(f"the first cell lacks the Open-in-Colab badge {badge}")
+    if not code or not _source(code[0]).startswith(BOOTSTRAP_CELL):
+        problems.append("the first code cell does not start with course_lib.colab.BOOTSTRAP_CELL")
+    return problems
