@@ -4,3 +4,5 @@
 - ``interaction``: pairs whose label depends on how two modalities combine (chapter 05).
 - ``clinic``: a synthetic clinic of X-ray-like images, reports and breath sounds (chapter 08).
 """
+
+from course_lib.data.digits_av import DIGIT_NAMES, DigitsAV, load_digits_av, load_mri_slice  # noqa: F401
