@@ -1,0 +1,301 @@
+"""Contrastive alignment (CLIP-style InfoNCE): the loss, a learnable logit scale, and metrics.
+
+Two encoders map paired items (an image and the clip of its spoken digit, say) into one
+shared space. The similarity matrix S (N, N) holds the cosine similarity of item i of modality
+A with item j of modality B; matching pairs sit on the diagonal. Dividing by a temperature tau
+and taking a softmax along each row gives "which B matches this A?"; along each column, "which
+A matches this B?". The loss is the cross-entropy of the diagonal, averaged over both
+directions (CLIP's symmetric loss). Matching is then nearest-neighbour search: retrieval
+(recall@k) and zero-shot classification against one prompt embedding per class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# The worked example of the course (N = 3 pairs, tau = 0.1): rows are images, columns texts.
+WORKED_SIMILARITY = ((0.9, 0.2, 0.1), (0.3, 0.8, 0.2), (0.1, 0.1, 0.7))
+WORKED_TEMPERATURE = 0.1
+
+def _check_similarity(similarity: torch.Tensor, name: str = "similarity") -> None:
+    if not isinstance(similarity, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(similarity).__name__}")
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(
+            f"{name} must be a square (N, N) matrix (row i = item i of A against all of B), "
+            f"got shape {tuple(similarity.shape)}"
+        )
+    if similarity.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one pair, got shape (0, 0)")
+
+
+def _check_temperature(temperature: float | torch.Tensor, name: str = "temperature") -> None:
+    value = temperature.detach() if isinstance(temperature, torch.Tensor) else temperature
+    if isinstance(value, torch.Tensor) and value.numel() != 1:
+        raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {number}")
+
+
+def _check_features(features: torch.Tensor, name: str) -> None:
+    if not isinstance(features, torch.Tensor) or features.ndim != 2:
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else features
+        raise ValueError(f"{name} must be a (N, D) tensor, got {shape}")
+    norms = features.detach().norm(dim=-1)
+    if (norms == 0).any():
+        rows = torch.nonzero(norms == 0).flatten().tolist()
+        raise ValueError(
+            f"{name} has zero-norm feature vector(s) at row(s) {rows[:5]}: cosine similarity "
+            "is undefined for them"
+        )
+
+
+def cosine_similarity_matrix(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every row of ``features_a`` with every row of ``features_b``.
+
+    Shape:
+        features_a: (N, D); features_b: (M, D); returns (N, M), values in [-1, 1].
+    """
+    _check_features(features_a, "features_a")
+    _check_features(features_b, "features_b")
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"features_a has width {features_a.shape[1]} but features_b has width "
+            f"{features_b.shape[1]}: both must live in the same shared space"
+        )
+    return F.normalize(features_a, dim=-1) @ F.normalize(features_b, dim=-1).T
+
+
+def contrastive_loss(
+    similarity: torch.Tensor, temperature: float | torch.Tensor, symmetric: bool = True
+) -> torch.Tensor:
+    """InfoNCE loss of a similarity matrix whose matching pairs lie on the diagonal.
+
+    L_A->B = -(1/N) sum_i log softmax_j(S_ij / tau)[i]  (rows); L_B->A uses the columns.
+
+    Args:
+        similarity: cosine similarities, row i = item i of modality A against all of B.
+        temperature: tau > 0 (a float, or a scalar tensor such as ``1 / logit_scale``).
+        symmetric: True averages both directions (CLIP); False gives the rows-only A->B loss.
+
+    Shape:
+        similarity: (N, N); returns a scalar tensor.
+    """
+    _check_similarity(similarity)
+    _check_temperature(temperature)
+    logits = similarity / temperature
+    labels = torch.arange(similarity.shape[0], device=similarity.device)
+    rows = -logits.log_softmax(dim=1).gather(1, labels[:, None]).mean()
+    if not symmetric:
+        return rows
+    columns = -logits.log_softmax(dim=0).gather(0, labels[None, :]).mean()
+    return (rows + columns) / 2
+
+
+def clip_loss(
+    features_a: torch.Tensor, features_b: torch.Tensor, temperature: float | torch.Tensor
+) -> torch.Tensor:
+    """CLIP's symmetric loss: L2-normalise both batches, compare all pairs, apply InfoNCE.
+
+    Shape:
+        features_a: (N, D) paired row by row with features_b: (N, D); returns a scalar.
+    """
+    if isinstance(features_a, torch.Tensor) and isinstance(features_b, torch.Tensor):
+        if features_a.shape[:1] != features_b.shape[:1]:
+            raise ValueError(
+                f"features_a and features_b must hold the same number of pairs, got batch "
+                f"sizes {features_a.shape[0]} and {features_b.shape[0]}"
+            )
+    return contrastive_loss(cosine_similarity_matrix(features_a, features_b), temperature)
+
+
+class LogitScale(nn.Module):
+    """CLIP's learnable inverse temperature: scale = exp(log_scale), kept <= ``max_scale``.
+
+    The parameter starts at ln(1 / init_temperature) (ln(1/0.07) = 2.6593, scale 14.2857).
+    Each call first projects the stored log-scale onto (-inf, ln max_scale] (as CLIP's training
+    code does after every optimiser step) and then returns exp(log_scale). A plain
+    ``clamp`` inside the graph would instead let the parameter drift above the bound where its
+    gradient is zero, so it could never come back; the projection keeps d scale / d log_scale =
+    scale at every step.
+
+    Shape:
+        returns a scalar tensor; use ``similarity * logit_scale()`` or ``1 / logit_scale()``.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, max_scale: float = 100.0) -> None:
+        super().__init__()
+        _check_temperature(init_temperature, "init_temperature")
+        if not math.isfinite(max_scale) or max_scale <= 0:
+            raise ValueError(f"max_scale must be a finite number > 0, got {max_scale}")
+        if 1.0 / init_temperature > max_scale:
+            raise ValueError(
+                f"init_temperature {init_temperature} gives scale {1 / init_temperature:.4g}, "
+                f"above max_scale {max_scale}"
+            )
+        self.max_scale = float(max_scale)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
+
+    def forward(self) -> torch.Tensor:
+        with torch.no_grad():
+            self.log_scale.clamp_(max=math.log(self.max_scale))
+        return self.log_scale.exp()
+
+    def extra_repr(self) -> str:
+        return f"max_scale={self.max_scale}"
+
+
+@dataclass(frozen=True)
+class Recall:
+    """Recall@k in both directions: A->B (rows of the similarity) and B->A (its columns)."""
+
+    k: int
+    a_to_b: float
+    b_to_a: float
+
+
+def _hits_at_k(similarity: torch.Tensor, k: int, same: torch.Tensor) -> torch.Tensor:
+    """Per row: is an item marked in ``same`` among the row's k most similar columns?"""
+    top = similarity.topk(k, dim=1).indices
+    return same.gather(1, top).any(dim=1)
+
+
+@torch.no_grad()
+def recall_at_k(
+    similarity: torch.Tensor,
+    k: int,
+    labels_a: torch.Tensor | None = None,
+    labels_b: torch.Tensor | None = None,
+) -> Recall:
+    """Fraction of queries whose match is among their k most similar items, both directions.
+
+    Without labels, the match of row i is column i (its own pair). With labels, any item of
+    the same label counts as a match (class-level retrieval: useful when many pairs share a
+    class, such as ten spoken digits).
+
+    Shape:
+        similarity: (N, N); labels_a, labels_b: (N,) or both None.
+    """
+    _check_similarity(similarity)
+    n = similarity.shape[0]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in [1, N={n}], got {k!r}")
+    if (labels_a is None) != (labels_b is None):
+        raise ValueError("labels_a and labels_b must be given together (or both left out)")
+    if labels_a is None:
+        same = torch.eye(n, dtype=torch.bool, device=similarity.device)
+    else:
+        for name, labels in (("labels_a", labels_a), ("labels_b", labels_b)):
+            if labels.shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {tuple(labels.shape)}")
+        same = labels_a[:, None] == labels_b[None, :]
+    a_to_b = _hits_at_k(similarity, k, same).float().mean().item()
+    b_to_a = _hits_at_k(similarity.T, k, same.T).float().mean().item()
+    return Recall(k=k, a_to_b=a_to_b, b_to_a=b_to_a)
+
+
+@torch.no_grad()
+def zero_shot_classify(item_features: torch.Tensor, prompt_features: torch.Tensor) -> torch.Tensor:
+    """Predict each item's class as the prompt it is most cosine-similar to.
+
+    ``prompt_features`` holds one embedding per class (C, D), e.g. of "a handwritten seven"
+    or of a spoken "seven", or several per class (C, P, D), which are normalised and averaged
+    into one prototype per class (CLIP's prompt ensembling).
+
+    Shape:
+        item_features: (N, D); prompt_features: (C, D) or (C, P, D); returns (N,) int64.
+    """
+    _check_features(item_features, "item_features")
+    if not isinstance(prompt_features, torch.Tensor) or prompt_features.ndim not in (2, 3):
+        shape = getattr(prompt_features, "shape", prompt_features)
+        raise ValueError(f"prompt_features must be (C, D) or (C, P, D), got {tuple(shape)}")
+    _check_features(prompt_features.flatten(0, -2), "prompt_features")
+    if prompt_features.ndim == 3:
+        prompt_features = F.normalize(prompt_features, dim=-1).mean(dim=1)
+    if item_features.shape[1] != prompt_features.shape[1]:
+        raise ValueError(
+            f"item_features has width {item_features.shape[1]} but prompt_features has width "
+            f"{prompt_features.shape[1]}: both must live in the same shared space"
+        )
+    return (F.normalize(item_features, dim=-1) @ F.normalize(prompt_features, dim=-1).T).argmax(1)
+
+
+@dataclass(frozen=True)
+class ContrastiveBreakdown:
+    """Every number of the contrastive loss at one temperature (for the worked example/widget).
+
+    Shape:
+        row_probabilities: (N, N), softmax of each row (A->B); column_probabilities: (N, N),
+        softmax of each column (B->A), stored so that [:, j] is column j's distribution;
+        row_losses, column_losses: (N,).
+    """
+
+    row_probabilities: torch.Tensor
+    column_probabilities: torch.Tensor
+    row_losses: torch.Tensor
+    column_losses: torch.Tensor
+    row_loss: float
+    column_loss: float
+    symmetric_loss: float
+
+
+@torch.no_grad()
+def contrastive_breakdown(
+    similarity: torch.Tensor, temperature: float | torch.Tensor
+) -> ContrastiveBreakdown:
+    """Softmax probabilities and per-pair losses in both directions at temperature tau.
+
+    Shape:
+        similarity: (N, N); see :class:`ContrastiveBreakdown` for the outputs.
+    """
+    _check_similarity(similarity)
+    _check_temperature(temperature)
+    logits = similarity.double() / float(temperature)
+    row_log_p = logits.log_softmax(dim=1)
+    column_log_p = logits.log_softmax(dim=0)
+    row_losses = -row_log_p.diagonal()
+    column_losses = -column_log_p.diagonal()
+    return ContrastiveBreakdown(
+        row_probabilities=row_log_p.exp(),
+        column_probabilities=column_log_p.exp(),
+        row_losses=row_losses,
+        column_losses=column_losses,
+        row_loss=row_losses.mean().item(),
+        column_loss=column_losses.mean().item(),
+        symmetric_loss=((row_losses.mean() + column_losses.mean()) / 2).item(),
+    )
+
+
+@dataclass(frozen=True)
+class TemperatureCurve:
+    """Mean contrastive loss at each of several temperatures (row, column, symmetric)."""
+
+    temperatures: torch.Tensor
+    row_loss: torch.Tensor
+    column_loss: torch.Tensor
+    symmetric_loss: torch.Tensor
+
+
+@torch.no_grad()
+def temperature_curve(similarity: torch.Tensor, temperatures: torch.Tensor) -> TemperatureCurve:
+    """The loss of one similarity matrix as the temperature varies.
+
+    Shape:
+        similarity: (N, N); temperatures: (T,), all > 0; each loss: (T,).
+    """
+    _check_similarity(similarity)
+    temperatures = torch.as_tensor(temperatures, dtype=torch.float64)
+    if temperatures.ndim != 1 or temperatures.numel() == 0 or (temperatures <= 0).any():
+        raise ValueError(f"temperatures must be a non-empty 1-D tensor of values > 0, got "
+                         f"{temperatures}")
+    logits = similarity.double()[None] / temperatures[:, None, None]
+    diagonal = torch.arange(similarity.shape[0])
+    row_loss = -logits.log_softmax(dim=2)[:, diagonal, diagonal].mean(dim=1)
+    column_loss = -logits.log_softmax(dim=1)[:, diagonal, diagonal].mean(dim=1)
+    return TemperatureCurve(temperatures, row_loss, column_loss, (row_loss + column_loss) / 2)
