@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 from collections.abc import Iterator
 
 import ipywidgets
@@ -35,14 +37,39 @@ def live_figure(figure: go.Figure) -> go.FigureWidget | go.Figure:
     return figure
 
 
-def show_matplotlib(output: ipywidgets.Output, figure: Figure) -> None:
-    """Replace what ``output`` shows with a matplotlib ``Figure`` (built without pyplot).
+def as_widget(figure: go.FigureWidget | go.Figure) -> ipywidgets.Widget:
+    """What to put in a widget layout for ``live_figure``'s result.
 
-    Drawing with pyplot inside a widget callback corrupts the first redraw in JupyterLab 4;
-    building a ``matplotlib.figure.Figure`` and appending it as display data does not.
+    A ``FigureWidget`` is itself a widget; a static fallback figure is shown in an ``Output``.
     """
-    output.clear_output(wait=True)
+    if isinstance(figure, ipywidgets.DOMWidget):
+        return figure
+    output = ipywidgets.Output()
     output.append_display_data(figure)
+    return output
+
+
+def figure_png(figure: Figure) -> str:
+    """A matplotlib Figure rendered to PNG, base64-encoded as Jupyter's display data wants it."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def show_matplotlib(output: ipywidgets.Output, figure: Figure) -> None:
+    """Make ``output`` show exactly one matplotlib ``Figure`` (built without pyplot).
+
+    Drawing with pyplot inside a widget callback corrupts the first redraw in JupyterLab 4.
+    Here the figure is rendered to PNG and replaces the output's content in one assignment,
+    so repeated slider moves never pile up images.
+    """
+    output.outputs = (
+        {
+            "output_type": "display_data",
+            "data": {"image/png": figure_png(figure), "text/plain": repr(figure)},
+            "metadata": {},
+        },
+    )
 
 
 def show(widget: ipywidgets.Widget) -> ipywidgets.Widget:

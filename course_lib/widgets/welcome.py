@@ -1,0 +1,64 @@
+"""Chapter 00's smoke test: one slider driving a plotly FigureWidget and a matplotlib Figure."""
+
+from __future__ import annotations
+
+import ipywidgets
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+
+from course_lib.signals import magnitude_spectrum, tone
+from course_lib.widgets._base import as_widget, live_figure, show_matplotlib
+
+SAMPLE_RATE = 16000
+WINDOW_S = 0.02  # 20 ms: a few periods of a speech-range tone
+
+
+def _spectrum(frequency_hz: float):
+    return magnitude_spectrum(tone(frequency_hz, WINDOW_S, SAMPLE_RATE), SAMPLE_RATE)
+
+
+class SpectrumPlot:
+    """A matplotlib Figure (no pyplot) of a tone's spectrum, redrawn in place for speed."""
+
+    def __init__(self, frequency_hz: float) -> None:
+        self.figure = Figure(figsize=(5, 2.2), dpi=72)
+        self.axes = self.figure.add_subplot()
+        frequencies, magnitudes = _spectrum(frequency_hz)
+        (self.line,) = self.axes.plot(frequencies.numpy(), magnitudes.numpy())
+        self.axes.set(xlim=(0, 2000), ylim=(0, 1.1), xlabel="frequency (Hz)", ylabel="magnitude")
+        self.figure.subplots_adjust(left=0.12, bottom=0.22, right=0.97, top=0.86)
+        self.set_frequency(frequency_hz)
+
+    def set_frequency(self, frequency_hz: float) -> None:
+        self.line.set_ydata(_spectrum(frequency_hz)[1].numpy())
+        self.axes.set_title(f"Spectrum: a peak at {frequency_hz:.0f} Hz")
+
+
+def tone_explorer(frequency_hz: float = 440.0) -> ipywidgets.VBox:
+    """A frequency slider; the waveform (plotly) and its spectrum (matplotlib) follow it."""
+    slider = ipywidgets.FloatSlider(value=frequency_hz, min=100, max=1500, step=10,
+                                    description="frequency (Hz)",
+                                    style={"description_width": "initial"})
+    waveform = tone(frequency_hz, WINDOW_S, SAMPLE_RATE)
+    times_ms = [1000 * i / SAMPLE_RATE for i in range(len(waveform))]
+    figure = live_figure(go.Figure(
+        go.Scatter(x=times_ms, y=waveform.tolist(), mode="lines"),
+        layout=dict(title=f"Waveform of a {frequency_hz:.0f} Hz tone", height=260,
+                    xaxis_title="time (ms)", yaxis_title="amplitude",
+                    margin=dict(l=50, r=20, t=40, b=40)),
+    ))
+    spectrum_plot, spectrum = SpectrumPlot(frequency_hz), ipywidgets.Output()
+    show_matplotlib(spectrum, spectrum_plot.figure)
+
+    def update(change: dict) -> None:
+        with figure.batch_update():
+            figure.data[0].y = tone(change["new"], WINDOW_S, SAMPLE_RATE).tolist()
+            figure.layout.title.text = f"Waveform of a {change['new']:.0f} Hz tone"
+        spectrum_plot.set_frequency(change["new"])
+        show_matplotlib(spectrum, spectrum_plot.figure)
+
+    slider.observe(update, names="value")
+    return ipywidgets.VBox([slider, as_widget(figure), spectrum])
+
+
+BENCHMARK = tone_explorer

@@ -1,0 +1,21 @@
+"""The README and chapter 00 list every chapter notebook that exists, and nothing else."""
+
+import json
+import re
+
+
+def _notebooks(repo_root):
+    return {p.name for p in (repo_root / "notebooks").glob("*.ipynb")}
+
+
+def test_readme_lists_every_notebook(repo_root):
+    listed = set(re.findall(r"notebooks/(\d\d_\w+\.ipynb)", (repo_root / "README.md").read_text()))
+    assert listed == _notebooks(repo_root)
+
+
+def test_welcome_chapter_map_links_every_chapter(repo_root):
+    welcome = json.loads((repo_root / "notebooks" / "00_welcome.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in welcome["cells"] if c["cell_type"] == "markdown")
+    linked = set(re.findall(r"\((\d\d_\w+\.ipynb)\)", text))
+    chapters = {name for name in _notebooks(repo_root) if not name.endswith("_student.ipynb")}
+    assert linked == chapters

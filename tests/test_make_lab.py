@@ -1,0 +1,40 @@
+"""`make lab` really serves JupyterLab: started on a free port with a token, then stopped."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+START_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_make_lab_serves_jupyterlab(repo_root):
+    port, token = _free_port(), "course-test-token"
+    lab_args = f"--no-browser --ip=127.0.0.1 --IdentityProvider.token={token}"
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "lab", f"PORT={port}", f"LAB_ARGS={lab_args}"],
+        cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline, status = time.monotonic() + START_TIMEOUT_S, None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                url = f"http://127.0.0.1:{port}/api/status?token={token}"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    status = response.status
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, "JupyterLab did not answer /api/status"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
