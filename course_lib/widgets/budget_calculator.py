@@ -1,0 +1,225 @@
+"""Token-budget calculator: sliders for images, audio and a prompt filling a context window.
+
+The numbers come from :func:`course_lib.budget.calculate_budget` (which never raises: an
+impossible setting comes back as a message) and the presets from
+:data:`course_lib.budget.PRESETS`; the prompt is tokenised live with the course's
+:class:`course_lib.text.BPETokenizer`. This module only draws.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets
+import plotly.graph_objects as go
+
+from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
+from course_lib.text import SAMPLE_TEXT, BPETokenizer
+from course_lib.widgets._base import live_figure
+
+CUSTOM = "custom"
+SEGMENT_COLOURS = {"images": "#4c78a8", "audio": "#f58518", "prompt": "#54a24b",
+                   "left for generation": "#d9d9d9"}
+IMAGE_MODE_OPTIONS = (("CLS token", "cls"), ("patch tokens", "patches"),
+                      ("patches + CLS", "patches+cls"), ("resampler latents", "resampler"))
+FRAMING_OPTIONS = (("centre-padded (torch.stft)", "centre"),
+                   ("centre, last frame dropped (Whisper)", "centre-drop-last"),
+                   ("no padding", "no-padding"))
+PATCH_SIZES = (8, 14, 16, 28, 32)
+WINDOW_SECONDS = 30.0
+
+
+def default_tokenizer(vocab_size: int = 400) -> BPETokenizer:
+    """The course's BPE trained on its sample paragraph (a small corpus: fast to train)."""
+    return BPETokenizer().train(SAMPLE_TEXT, vocab_size=vocab_size)
+
+
+def _figure() -> go.Figure:
+    figure = go.Figure()
+    for name, colour in SEGMENT_COLOURS.items():
+        figure.add_bar(x=[0], y=["context"], orientation="h", name=name,
+                       marker={"color": colour})
+    figure.update_layout(barmode="stack", height=210, margin={"t": 50, "b": 45, "l": 70, "r": 20},
+                         legend={"orientation": "h", "y": -0.45, "font": {"size": 11}})
+    figure.update_xaxes(title_text="tokens (positions in the context window)")
+    return figure
+
+
+def _shapes(report: BudgetReport) -> list[dict]:
+    """A dashed line at the context length and, when over budget, a red band past it."""
+    line = {"type": "line", "x0": report.context_length, "x1": report.context_length,
+            "y0": -0.5, "y1": 0.5, "line": {"color": "black", "dash": "dash", "width": 2}}
+    shapes = [line]
+    if report.over_budget:
+        shapes.append({"type": "rect", "x0": report.context_length, "x1": report.used,
+                       "y0": -0.5, "y1": 0.5, "fillcolor": "red", "opacity": 0.35,
+                       "line": {"width": 0}})
+    return shapes
+
+
+def _message_html(report: BudgetReport) -> str:
+    if report.error is not None or report.over_budget:
+        colour, background = "#8b0000", "#fde2e2"
+    else:
+        colour, background = "#1d5e20", "#e3f4e1"
+    return (f"<div style='padding:6px 10px;border-radius:6px;color:{colour};"
+            f"background:{background};font-weight:bold'>{html.escape(report.message)}</div>")
+
+
+def _readout_html(report: BudgetReport, prompt_pieces: list[str], preset: str) -> str:
+    lines = [f"<b>Tokens left for generation: {report.remaining}</b> "
+             f"(used {report.used} of {report.context_length})"]
+    lines += [html.escape(detail) for detail in report.details]
+    pieces = " | ".join(html.escape(piece) for piece in prompt_pieces)
+    lines.append(f"prompt tokens (course BPE): <code>{pieces}</code>")
+    if preset != CUSTOM:
+        lines.append(f"<small>preset <b>{preset}</b>: {html.escape(PRESETS[preset].source)}"
+                     "</small>")
+    return "<br>".join(lines)
+
+
+def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
+                      tokenizer: BPETokenizer | None = None) -> ipywidgets.VBox:
+    """The calculator: every control re-counts the budget and redraws the stacked bar.
+
+    Args:
+        context_length: starting context window (the micro-omni design: 512).
+        prompt: starting prompt text.
+        tokenizer: a trained BPE (default: :func:`default_tokenizer`).
+
+    Returns:
+        The root widget. Controls are attached as attributes (``.context``, ``.images``,
+        ``.image_mode``, ``.resolution``, ``.patch``, ``.latents``, ``.extra``, ``.seconds``,
+        ``.hop``, ``.framing``, ``.downsampling``, ``.window``, ``.prompt``, ``.preset``), as
+        are ``.readout``, ``.message``, ``.figure`` and ``.report()`` (the current report).
+    """
+    tokenizer = default_tokenizer() if tokenizer is None else tokenizer
+    style = {"description_width": "110px"}
+    wide = ipywidgets.Layout(width="420px")
+    preset = ipywidgets.ToggleButtons(options=(CUSTOM, *PRESETS), value="micro-omni",
+                                      description="preset", style=style)
+    context = ipywidgets.IntSlider(context_length, min=32, max=4096, step=4,
+                                   description="context", style=style, layout=wide)
+    images = ipywidgets.IntSlider(1, min=0, max=8, description="images", style=style,
+                                  layout=wide)
+    image_mode = ipywidgets.Dropdown(options=IMAGE_MODE_OPTIONS, value="cls",
+                                     description="image mode", style=style)
+    resolution = ipywidgets.IntSlider(224, min=28, max=672, step=14, description="resolution px",
+                                      style=style, layout=wide)
+    patch = ipywidgets.Dropdown(options=PATCH_SIZES, value=16, description="patch px",
+                                style=style)
+    latents = ipywidgets.IntSlider(64, min=1, max=256, description="latents", style=style,
+                                   layout=wide)
+    extra = ipywidgets.IntSlider(0, min=0, max=4, description="delimiters/img", style=style,
+                                 layout=wide)
+    seconds = ipywidgets.FloatSlider(3.0, min=0.0, max=60.0, step=0.5, description="audio s",
+                                     style=style, layout=wide)
+    hop = ipywidgets.IntSlider(160, min=80, max=400, step=16, description="hop samples",
+                               style=style, layout=wide)
+    framing = ipywidgets.Dropdown(options=FRAMING_OPTIONS, value="centre",
+                                  description="STFT framing", style=style)
+    downsampling = ipywidgets.Dropdown(options=tuple(DOWNSAMPLING_STACKS),
+                                       value=next(iter(DOWNSAMPLING_STACKS)),
+                                       description="downsampling", style=style)
+    window = ipywidgets.Checkbox(False, description="pad to 30 s windows (Whisper)")
+    prompt_box = ipywidgets.Text(prompt, description="prompt", continuous_update=True,
+                                 style=style, layout=wide)
+    readout, message = ipywidgets.HTML(), ipywidgets.HTML()
+    view = live_figure(_figure())
+    controls = (context, images, image_mode, resolution, patch, latents, extra, seconds, hop,
+                framing, downsampling, window, prompt_box)
+    state = {"applying": False, "report": None}
+
+    def update() -> None:
+        ids = tokenizer.encode(prompt_box.value)
+        report = calculate_budget(
+            context.value, images.value, image_mode.value, resolution.value, patch.value,
+            latents.value, extra.value, seconds.value, hop.value, framing=framing.value,
+            downsampling=downsampling.value,
+            window_seconds=WINDOW_SECONDS if window.value else None,
+            pad_to_window=window.value, prompt_tokens=len(ids))
+        state["report"] = report
+        values = dict(report.segments) | {"left for generation": report.remaining}
+        title = (report.message if report.error is None else "invalid settings: see the message")
+        with view.batch_update():
+            for trace in view.data:
+                trace.x = [values.get(trace.name, 0)]
+            view.layout.shapes = _shapes(report)
+            view.layout.title = {"text": title, "font": {"size": 13}}
+            view.layout.xaxis.range = [0, 1.05 * max(report.used, report.context_length)]
+        message.value = _message_html(report)
+        readout.value = _readout_html(report, tokenizer.token_strings(ids), preset.value)
+
+    def on_control(_change) -> None:
+        if state["applying"]:
+            return
+        if preset.value != CUSTOM:  # a hand-moved control leaves the preset
+            state["applying"] = True
+            preset.value = CUSTOM
+            state["applying"] = False
+        update()
+
+    def on_preset(change) -> None:
+        if state["applying"]:
+            return
+        if change["new"] != CUSTOM:
+            state["applying"] = True
+            try:
+                _apply_preset(change["new"])
+            finally:
+                state["applying"] = False
+        update()
+
+    def _apply_preset(name: str) -> None:
+        chosen = PRESETS[name]
+        if chosen.context_length is not None:
+            context.value = chosen.context_length
+        if chosen.image is None:
+            images.value = 0
+        else:
+            image = chosen.image
+            images.value = max(images.value, 1)
+            image_mode.value, resolution.value = image.mode, image.height
+            patch.value = image.patch_size * image.merge_size
+            latents.value, extra.value = image.num_latents, image.extra_tokens
+        if chosen.audio is None:
+            seconds.value = 0.0
+        else:
+            audio = chosen.audio
+            seconds.value = seconds.value or WINDOW_SECONDS
+            hop.value, framing.value = audio.hop_length, audio.framing
+            downsampling.value = next(key for key, layers in DOWNSAMPLING_STACKS.items()
+                                      if layers == audio.downsampling)
+            window.value = audio.pad_to_window
+
+    for control in controls:
+        control.observe(on_control, names="value")
+    preset.observe(on_preset, names="value")
+    on_preset({"new": preset.value})
+
+    box = ipywidgets.VBox
+    columns = ipywidgets.HBox([
+        box([ipywidgets.HTML("<b>Context and text</b>"), context, prompt_box]),
+        box([ipywidgets.HTML("<b>Images</b>"), images, image_mode, resolution, patch, latents,
+             extra]),
+        box([ipywidgets.HTML("<b>Audio</b>"), seconds, hop, framing, downsampling, window]),
+    ], layout=ipywidgets.Layout(flex_flow="row wrap"))
+    children = [preset, columns, message, readout]
+    if isinstance(view, ipywidgets.Widget):
+        children.append(view)
+    else:  # no widget manager: show the starting figure (it will not update)
+        static = ipywidgets.Output()
+        with static:
+            view.show()
+        children.append(static)
+    root = ipywidgets.VBox(children)
+    for name, control in zip(("context", "images", "image_mode", "resolution", "patch",
+                              "latents", "extra", "seconds", "hop", "framing", "downsampling",
+                              "window", "prompt"), controls):
+        setattr(root, name, control)
+    root.preset, root.readout, root.message, root.figure = preset, readout, message, view
+    root.report = lambda: state["report"]
+    return root
+
+
+BENCHMARK = budget_calculator
