@@ -204,7 +204,8 @@ class MultiHeadCrossAttention(nn.Module):
         query_tokens: (B, N, dim), context_tokens: (B, M, kv_dim),
         context_mask: (B, M) bool, True = keep (a real token),
         attention_mask: (N, M) or (B or 1, N, M) bool, True = may attend
-        -> (B, N, dim); ``last_weights``: (B, H, N, M).
+        -> (B, N, dim); ``last_weights``: (B, H, N, M) (detached, for plotting). With
+        ``return_weights=True`` the forward returns ``(output, weights)`` with live weights.
 
     Weight mapping to ``nn.MultiheadAttention(dim, num_heads, kdim=kv_dim, vdim=kv_dim)``:
     ``q_proj``/``k_proj``/``v_proj`` are its ``q/k/v_proj_weight`` (or the three thirds of
