@@ -191,6 +191,8 @@ class AudioFrontEnd:
         if self.window_seconds is None:
             return self._window_tokens(num_samples)
         window = seconds_to_samples(self.window_seconds, self.sample_rate)
+        if window == 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds!r}")
         full, rest = divmod(num_samples, window)
         total = full * self._window_tokens(window)
         if rest:

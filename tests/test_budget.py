@@ -165,6 +165,9 @@ def test_other_bad_audio_arguments_name_themselves():
         conv_output_length(10, stride=0)
     with pytest.raises(ValueError, match="framing"):
         AudioFrontEnd(framing="middle").tokens(3)
+    with pytest.raises(ValueError, match="window_seconds"):
+        AudioFrontEnd(window_seconds=0.0).tokens(3)
+    assert calculate_budget(audio_seconds=3, window_seconds=0.0).error is not None
 
 
 # ----------------------------------------------------------------------------- images
