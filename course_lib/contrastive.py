@@ -175,7 +175,8 @@ def recall_at_k(
 ) -> Recall:
     """Fraction of queries whose match is among their k most similar items, both directions.
 
-    Without labels, the match of row i is column i (its own pair). With labels, any item of
+    Without labels, the match of row i is column i (its own pair); ties are broken in
+    ``torch.topk`` order. With labels, any item of
     the same label counts as a match (class-level retrieval: useful when many pairs share a
     class, such as ten spoken digits).
 
