@@ -142,7 +142,7 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
             f"{n_fft // 2}"
         )
     transform = _mel_transform(sample_rate, n_fft, hop_length, n_mels, center)
-    mel_power = transform.to(waveform.device)(waveform)
+    mel_power = transform.to(device=waveform.device, dtype=waveform.dtype)(waveform)
     return torch.log(mel_power.clamp(min=LOG_FLOOR))
 
 

@@ -99,6 +99,18 @@ def test_log_mel_equals_torchaudio_mel_spectrogram_plus_log(n_fft, hop, n_mels, 
     assert ours.shape == (2, n_mels, num_frames(16000, n_fft, hop, center))
 
 
+def test_log_mel_keeps_the_waveform_dtype():
+    waveform = _chirp()
+    single = log_mel_spectrogram(waveform)
+    double = log_mel_spectrogram(waveform.double())
+    assert double.dtype == torch.float64
+    # Far below the peak, float32's FFT rounding noise dominates the power; compare the top
+    # 12 nats (about 52 dB), where both precisions measure the same signal.
+    audible = double > double.max() - 12
+    torch.testing.assert_close(double.float()[audible], single[audible], rtol=0, atol=1e-3)
+    assert log_mel_spectrogram(waveform).dtype == torch.float32  # the cache is not stuck
+
+
 def test_log_mel_equals_stft_power_times_our_filterbank():
     waveform = _chirp()
     spectrum = torch.stft(waveform, n_fft=400, hop_length=160, window=torch.hann_window(400),
