@@ -6,10 +6,12 @@ synthesised with espeak-ng in several English accents, speeds and pitches (built
 paired with a random clip of the same digit and a caption from a per-class template.
 
 The test split has its own images (a fixed, stratified 25 %) *and* its own voices: the
-accents in :data:`TEST_ACCENTS` are never heard in training. The clean data is easy (a
-logistic regression on log-mel features reaches about 99 % on held-out voices), so the
-loader offers seeded degradations: Gaussian noise on the images, white noise at a chosen
-SNR on the audio, and a random time shift.
+accents in :data:`TEST_ACCENTS` are never heard in training. The clean data is easy: a
+logistic regression on flattened log-mel features scores 100 % on voices it has heard and
+92 % on the held-out accents, and one on the 64 pixels scores 97 % (``assets/README.md`` has
+the table, from ``python tools/build_spoken_digits.py --evaluate``). So the loader offers
+seeded degradations: Gaussian noise on the images, white noise at a chosen SNR on the audio
+(the audio baseline falls to 79 % at -10 dB and 36 % at -15 dB), and a random time shift.
 """
 
 from __future__ import annotations
