@@ -56,7 +56,8 @@ def test_spectrum_plot_redraws_its_line_and_title():
     plot.set_frequency(1200.0)
     frequencies, magnitudes = plot.line.get_data()
     assert frequencies[magnitudes.argmax()] == pytest.approx(1200.0)
-    assert plot.axes.get_title() == "Spectrum: a peak at 1200 Hz"
+    assert plot.label.get_text() == "peak at 1200 Hz"
+    assert plot.png() != SpectrumPlot(700.0).png()
 
 
 def test_static_fallback_when_widgets_cannot_render(monkeypatch, capsys):

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from course_lib.signals import magnitude_spectrum, tone
-from course_lib.widgets._base import as_widget, live_figure, show_matplotlib
+from course_lib.widgets._base import BlittedPlot, as_widget, live_figure, show_png
 
 SAMPLE_RATE = 16000
 WINDOW_S = 0.02  # 20 ms: a few periods of a speech-range tone
@@ -18,20 +18,26 @@ def _spectrum(frequency_hz: float):
 
 
 class SpectrumPlot:
-    """A matplotlib Figure (no pyplot) of a tone's spectrum, redrawn in place for speed."""
+    """A matplotlib Figure (no pyplot) of a tone's spectrum; updates redraw only the line."""
 
     def __init__(self, frequency_hz: float) -> None:
         self.figure = Figure(figsize=(5, 2.2), dpi=72)
         self.axes = self.figure.add_subplot()
         frequencies, magnitudes = _spectrum(frequency_hz)
         (self.line,) = self.axes.plot(frequencies.numpy(), magnitudes.numpy())
-        self.axes.set(xlim=(0, 2000), ylim=(0, 1.1), xlabel="frequency (Hz)", ylabel="magnitude")
+        self.label = self.axes.text(0.98, 0.9, "", transform=self.axes.transAxes, ha="right")
+        self.axes.set(xlim=(0, 2000), ylim=(0, 1.1), xlabel="frequency (Hz)", ylabel="magnitude",
+                      title="Spectrum of the tone")
         self.figure.subplots_adjust(left=0.12, bottom=0.22, right=0.97, top=0.86)
+        self.blitted = BlittedPlot(self.figure, [self.line, self.label])
         self.set_frequency(frequency_hz)
 
     def set_frequency(self, frequency_hz: float) -> None:
         self.line.set_ydata(_spectrum(frequency_hz)[1].numpy())
-        self.axes.set_title(f"Spectrum: a peak at {frequency_hz:.0f} Hz")
+        self.label.set_text(f"peak at {frequency_hz:.0f} Hz")
+
+    def png(self) -> str:
+        return self.blitted.png()
 
 
 def tone_explorer(frequency_hz: float = 440.0) -> ipywidgets.VBox:
@@ -48,14 +54,14 @@ def tone_explorer(frequency_hz: float = 440.0) -> ipywidgets.VBox:
                     margin=dict(l=50, r=20, t=40, b=40)),
     ))
     spectrum_plot, spectrum = SpectrumPlot(frequency_hz), ipywidgets.Output()
-    show_matplotlib(spectrum, spectrum_plot.figure)
+    show_png(spectrum, spectrum_plot.png(), "spectrum of the tone")
 
     def update(change: dict) -> None:
         with figure.batch_update():
             figure.data[0].y = tone(change["new"], WINDOW_S, SAMPLE_RATE).tolist()
             figure.layout.title.text = f"Waveform of a {change['new']:.0f} Hz tone"
         spectrum_plot.set_frequency(change["new"])
-        show_matplotlib(spectrum, spectrum_plot.figure)
+        show_png(spectrum, spectrum_plot.png(), "spectrum of the tone")
 
     slider.observe(update, names="value")
     return ipywidgets.VBox([slider, as_widget(figure), spectrum])
