@@ -94,12 +94,24 @@ def enable_colab_widgets() -> bool:
     return True
 
 
-def setup_notebook(seed: int = 0, verbose: bool = True) -> torch.device:
+def setup_notebook(seed: int = 0, verbose: bool = True, num_threads: int | None = 1
+                   ) -> torch.device:
     """What every chapter's first cell does: seed, enable widgets, pick and report the device.
+
+    Args:
+        seed: passed to :func:`seed_everything`.
+        verbose: print the seed and the device.
+        num_threads: CPU threads for PyTorch's operators (None leaves PyTorch's default). The
+            course's tensors are small, so one thread is as fast as several on a quiet machine
+            and many times faster on a busy one (threads waiting for each other).
 
     Returns:
         The device chosen by :func:`pick_device`.
     """
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+        torch.set_num_threads(num_threads)
     seed_everything(seed)
     enable_colab_widgets()
     torch.set_printoptions(precision=4, sci_mode=False)

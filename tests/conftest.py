@@ -1,6 +1,10 @@
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run two workers on two cores: one thread each avoids oversubscription.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -72,3 +72,16 @@ def test_setup_notebook_seeds_and_returns_the_device(capsys):
     a = torch.rand(2)
     env.setup_notebook(seed=5, verbose=False)
     assert torch.equal(a, torch.rand(2))
+
+
+def test_setup_notebook_uses_one_thread_by_default():
+    before = torch.get_num_threads()
+    env.setup_notebook(seed=0, verbose=False)
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_setup_notebook_rejects_bad_thread_counts(bad):
+    with pytest.raises(ValueError, match="num_threads"):
+        env.setup_notebook(seed=0, verbose=False, num_threads=bad)
