@@ -30,6 +30,16 @@ def stored_clips() -> dict[str, np.ndarray]:
     return data
 
 
+@pytest.fixture(scope="module")
+def builder():
+    """tools/build_spoken_digits.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "build_spoken_digits", REPO_ROOT / "tools" / "build_spoken_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def stored_clip(stored: dict[str, np.ndarray], index: int) -> np.ndarray:
     start = stored["offsets"][index]
     return stored["decoded"][start:start + stored["lengths"][index]]
@@ -212,11 +222,7 @@ def test_bad_mri_size_raises_value_error_naming_size(size):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_rebuilding_clips_with_espeak_reproduces_the_stored_ones(stored_clips):
-    spec = importlib.util.spec_from_file_location(
-        "build_spoken_digits", REPO_ROOT / "tools" / "build_spoken_digits.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
+def test_rebuilding_clips_with_espeak_reproduces_the_stored_ones(stored_clips, builder):
     specs = builder.clip_specs()
     assert len(specs) == len(stored_clips["lengths"])
     for index in (0, 7, len(specs) // 2 + 3, len(specs) - 1):
@@ -226,3 +232,11 @@ def test_rebuilding_clips_with_espeak_reproduces_the_stored_ones(stored_clips):
         assert specs[index]["voice"] == stored_clips["voices"][index]
         assert specs[index]["label"] == stored_clips["labels"][index]
         np.testing.assert_array_equal(codes, stored)
+
+
+def test_clean_data_is_easy_and_degradations_make_linear_baselines_clearly_worse(builder):
+    # the claims of assets/README.md, with margins around its table
+    assert builder.baseline_accuracy("image") > 0.95
+    assert builder.baseline_accuracy("image", image_noise=0.8) < 0.6
+    assert builder.baseline_accuracy("audio") > 0.88
+    assert builder.baseline_accuracy("audio", snr_db=-15.0) < 0.5

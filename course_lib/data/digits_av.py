@@ -181,7 +181,8 @@ def load_digits_av(split: str, seed: int = 0, image_noise: float = 0.0,
         image_noise: standard deviation of Gaussian noise added to each pixel (then clipped
             to [0, 1]); 0 for clean images.
         snr_db: if given, white noise is added to each waveform at this signal-to-noise ratio
-            in dB, relative to the power of that clip's speech samples.
+            in dB, relative to the power of that clip's speech samples (noisy samples may
+            exceed [-1, 1]; clean ones never do).
         max_shift_s: each word is moved right by a random whole number of samples in
             [0, max_shift_s * 16000], filling with zeros at the start; whatever passes the
             1 s end is cut off (no wrap-around).
