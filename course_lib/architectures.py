@@ -518,13 +518,19 @@ class Thinker(nn.Module):
         positions = torch.arange(start, device=sequence.device)
         return sequence + self.position_embedding(positions), layout
 
-    def forward(self, text_ids: Tensor | None = None, image_tokens: Tensor | None = None,
-                audio_tokens: Tensor | None = None) -> Tensor:
+    def hidden_states(self, text_ids: Tensor | None = None,
+                      image_tokens: Tensor | None = None,
+                      audio_tokens: Tensor | None = None) -> Tensor:
+        """The final (normalised) hidden state of every position, (B, L, dim)."""
         tokens, _ = self.embed(text_ids, image_tokens, audio_tokens)
         mask = causal_mask(tokens.shape[1], device=tokens.device)
         for block in self.blocks:
             tokens = block(tokens, attention_mask=mask)
-        return self.head(self.final_norm(tokens))
+        return self.final_norm(tokens)
+
+    def forward(self, text_ids: Tensor | None = None, image_tokens: Tensor | None = None,
+                audio_tokens: Tensor | None = None) -> Tensor:
+        return self.head(self.hidden_states(text_ids, image_tokens, audio_tokens))
 
     def attention_weights(self) -> Tensor:
         """The last forward pass's attention of every layer, (depth, B, H, L, L)."""
@@ -544,11 +550,15 @@ class Thinker(nn.Module):
         if not isinstance(labels, Tensor) or labels.shape != text_ids.shape:
             raise ValueError(f"labels must have the shape of text_ids {tuple(text_ids.shape)}, "
                              f"got {getattr(labels, 'shape', labels)}")
-        logits = self(text_ids, image_tokens, audio_tokens)  # (B, L, V)
-        prefix = logits.shape[1] - text_ids.shape[1]
-        targets = F.pad(labels, (prefix, 0), value=IGNORE_INDEX)  # (B, L)
-        return F.cross_entropy(logits[:, :-1].reshape(-1, self.vocab_size),
-                               targets[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+        hidden = self.hidden_states(text_ids, image_tokens, audio_tokens)  # (B, L, dim)
+        prefix = hidden.shape[1] - text_ids.shape[1]
+        targets = F.pad(labels, (prefix, 0), value=IGNORE_INDEX)[:, 1:]  # what each predicts
+        scored = targets != IGNORE_INDEX
+        if not bool(scored.any()):
+            raise ValueError("labels marks no position to score (every label is -100 or sits "
+                             "on the first position)")
+        # The head runs only where a label is scored: much cheaper than all (B, L) positions.
+        return F.cross_entropy(self.head(hidden[:, :-1][scored]), targets[scored])
 
     @torch.no_grad()
     def generate(self, text_ids: Tensor, image_tokens: Tensor | None = None,
@@ -565,8 +575,9 @@ class Thinker(nn.Module):
         generated = text_ids[:, :0]
         finished = torch.zeros(len(text_ids), dtype=torch.bool, device=text_ids.device)
         for _ in range(max_new_tokens):
-            logits = self(torch.cat([text_ids, generated], dim=1), image_tokens, audio_tokens)
-            next_ids = logits[:, -1].argmax(dim=-1)
+            hidden = self.hidden_states(torch.cat([text_ids, generated], dim=1), image_tokens,
+                                        audio_tokens)
+            next_ids = self.head(hidden[:, -1]).argmax(dim=-1)
             if eos_id is not None:
                 next_ids = next_ids.masked_fill(finished, eos_id)
                 finished = finished | (next_ids == eos_id)
