@@ -5,4 +5,5 @@
 - ``clinic``: a synthetic clinic of X-ray-like images, reports and breath sounds (chapter 08).
 """
 
+from course_lib.data.clinic import ClinicData, load_clinic  # noqa: F401
 from course_lib.data.digits_av import DIGIT_NAMES, DigitsAV, load_digits_av, load_mri_slice  # noqa: F401
