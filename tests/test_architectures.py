@@ -353,16 +353,7 @@ def test_thinker_generate_is_greedy_and_stops_at_eos():
     assert stopped.tolist() == [[eos]]
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_thinker_learns_to_answer_from_the_image_token(one_thread):
+def test_thinker_learns_to_answer_from_the_image_token():
     thinker = Thinker(14, dim=32, depth=1, num_heads=4, image_dim=10)
     classes = torch.arange(10).repeat(4)
     images = F.one_hot(classes, 10).float()[:, None] + 0.1 * torch.randn(40, 1, 10)
