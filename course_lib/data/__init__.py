@@ -7,3 +7,4 @@
 
 from course_lib.data.clinic import ClinicData, load_clinic  # noqa: F401
 from course_lib.data.digits_av import DIGIT_NAMES, DigitsAV, load_digits_av, load_mri_slice  # noqa: F401
+from course_lib.data.interaction import DigitMatch, MatchPairs, load_digit_match, sample_match_pairs  # noqa: F401,E501
