@@ -488,3 +488,19 @@ def attention_map_over_image(weights: Tensor, query_index: int, head: int,
     if not 0 <= head < num_heads:
         raise ValueError(f"head {head} is outside 0..{num_heads - 1}")
     return weights[head, query_index, num_prefix_tokens:].reshape(rows, cols)
+
+
+def encoder_layers(dim: int, num_heads: int, depth: int, mlp_ratio: int = 4) -> nn.ModuleList:
+    """``depth`` of PyTorch's own pre-norm encoder layers (GELU, no dropout, batch first).
+
+    The modality encoders (course_lib.vision, course_lib.audio) stack these; each computes what
+    :class:`TransformerBlock` computes (tests compare them with copied weights).
+
+    Shape:
+        each layer maps (B, N, dim) -> (B, N, dim).
+    """
+    return nn.ModuleList(
+        nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=mlp_ratio * dim, dropout=0.0,
+                                   activation="gelu", batch_first=True, norm_first=True)
+        for _ in range(depth)
+    )

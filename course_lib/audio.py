@@ -22,6 +22,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from course_lib.attention import encoder_layers
+
 EMPTY_FILTER_WARNING = "At least one mel filterbank has all zero values"
 LOG_FLOOR = 1e-10  # power below this is clamped before the log: log(1e-10) = -23.03
 
@@ -229,12 +231,7 @@ class AudioEncoder(nn.Module):
             layers += [nn.Conv1d(n_mels if index == 0 else dim, dim, kernel_size=3, stride=2,
                                  padding=1), nn.GELU()]
         self.downsample = nn.Sequential(*layers)
-        self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=mlp_ratio * dim,
-                                       dropout=0.0, activation="gelu", batch_first=True,
-                                       norm_first=True)
-            for _ in range(depth)
-        )
+        self.blocks = encoder_layers(dim, num_heads, depth, mlp_ratio)
         self.final_norm = nn.LayerNorm(dim)
 
     def output_length(self, frames: int) -> int:

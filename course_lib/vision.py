@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.attention import encoder_layers
+
 
 def _check_images(images: torch.Tensor, patch_size: int) -> None:
     if images.ndim != 4:
@@ -157,12 +159,7 @@ class ViTEncoder(nn.Module):
         self.position_embedding = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.position_embedding, std=0.02)
-        self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=mlp_ratio * dim,
-                                       dropout=0.0, activation="gelu", batch_first=True,
-                                       norm_first=True)
-            for _ in range(depth)
-        )
+        self.blocks = encoder_layers(dim, num_heads, depth, mlp_ratio)
         self.final_norm = nn.LayerNorm(dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,13 @@ def as_widget(figure: go.FigureWidget | go.Figure) -> ipywidgets.Widget:
     return output
 
 
+def refresh_static(view: ipywidgets.Widget, figure: go.FigureWidget | go.Figure) -> None:
+    """Redraw a static fallback made by :func:`as_widget` (a live figure needs nothing)."""
+    if isinstance(view, ipywidgets.Output):
+        view.outputs = ()
+        view.append_display_data(figure)
+
+
 def png_base64(rgba: np.ndarray) -> str:
     """An (H, W, 4) uint8 RGBA image as base64 PNG (fast compression: it is redrawn often)."""
     buffer = io.BytesIO()

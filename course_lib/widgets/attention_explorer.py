@@ -20,7 +20,7 @@ from course_lib.attention import (
     attention_map_over_image,
     explore_attention,
 )
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure, refresh_static
 
 SLIDER_LAYOUT = widgets.Layout(width="420px")
 SLIDER_STYLE = {"description_width": "110px"}
@@ -28,16 +28,8 @@ SLIDER_STYLE = {"description_width": "110px"}
 
 def _displayable(view: go.FigureWidget | go.Figure) -> tuple[widgets.Widget, Callable[[], None]]:
     """The widget to place in the layout, and a function that redraws a static fallback."""
-    if isinstance(view, widgets.DOMWidget):
-        return view, lambda: None
-    output = widgets.Output()
-    output.append_display_data(view)
-
-    def redraw() -> None:
-        output.clear_output(wait=True)
-        output.append_display_data(view)
-
-    return output, redraw
+    shown = as_widget(view)
+    return shown, lambda: refresh_static(shown, view)
 
 
 def _explorer_title(state) -> str:

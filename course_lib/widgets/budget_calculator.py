@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
 from course_lib.text import SAMPLE_TEXT, BPETokenizer
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 CUSTOM = "custom"
 SEGMENT_COLOURS = {"images": "#4c78a8", "audio": "#f58518", "prompt": "#54a24b",
@@ -205,13 +205,7 @@ def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
         box([ipywidgets.HTML("<b>Audio</b>"), seconds, hop, framing, downsampling, window]),
     ], layout=ipywidgets.Layout(flex_flow="row wrap"))
     children = [preset, columns, message, readout]
-    if isinstance(view, ipywidgets.Widget):
-        children.append(view)
-    else:  # no widget manager: show the starting figure (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            view.show()
-        children.append(static)
+    children.append(as_widget(view))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     for name, control in zip(("context", "images", "image_mode", "resolution", "patch",
                               "latents", "extra", "seconds", "hop", "framing", "downsampling",

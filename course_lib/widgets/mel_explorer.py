@@ -23,7 +23,7 @@ from matplotlib import colormaps
 from PIL import Image
 
 from course_lib.audio import mel_explorer_data
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 N_FFT_CHOICES = (128, 256, 400, 512, 1024)
 DISPLAY_RANGE = 16.0  # colour scale spans the loudest value minus 16 nats (about 70 dB)
@@ -121,13 +121,7 @@ def mel_explorer(waveform: torch.Tensor | None = None, sample_rate: int = 16000,
         control.observe(update, names="value")
     update()
     children = [ipywidgets.HBox([n_fft, hop, n_mels]), readout]
-    if isinstance(view, ipywidgets.Widget):
-        children.append(view)
-    else:  # no widget manager: show the starting figure (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            view.show()
-        children.append(static)
+    children.append(as_widget(view))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     root.n_fft, root.hop, root.n_mels, root.readout, root.figure = (n_fft, hop, n_mels, readout,
                                                                     view)

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 
 from course_lib.vision import patch_grid, patch_grid_lines
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 
 def _remainder_polygon(image_size: int, covered: int) -> tuple[list, list]:
@@ -94,13 +94,7 @@ def patch_explorer(image: torch.Tensor | None = None, patch_size: int = 16) -> i
     slider.observe(update, names="value")
     update()
     children = [slider, readout]
-    if isinstance(view, ipywidgets.Widget):
-        children.append(view)
-    else:  # no widget manager: show the starting figure (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            view.show()
-        children.append(static)
+    children.append(as_widget(view))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     root.slider, root.readout, root.figure = slider, readout, view
     return root

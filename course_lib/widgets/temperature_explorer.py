@@ -16,7 +16,7 @@ from course_lib.contrastive import (
     contrastive_breakdown,
     temperature_curve,
 )
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 DIRECTIONS = ("rows", "columns")
 CURVE_TEMPERATURES = torch.logspace(-2.3, 0.3, 80)
@@ -114,13 +114,7 @@ def temperature_explorer(
     direction.observe(update, names="value")
     update()
     children = [slider, direction, readout]
-    if isinstance(view, ipywidgets.Widget):
-        children.append(view)
-    else:  # no widget manager: show the figure at the starting tau (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            view.show()
-        children.append(static)
+    children.append(as_widget(view))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     root.slider, root.direction, root.readout, root.figure = slider, direction, readout, view
     return root
