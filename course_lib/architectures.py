@@ -257,6 +257,9 @@ def apply_rotary(tokens: Tensor, base: float = 10_000.0) -> Tensor:
 
     Shape: tokens (B, H, T, head_dim) with an even head_dim -> same shape.
     """
+    if not isinstance(tokens, Tensor) or tokens.dim() < 2 or tokens.shape[-1] % 2:
+        raise ValueError(f"tokens must have shape (..., T, head_dim) with an even head_dim, "
+                         f"got {getattr(tokens, 'shape', tokens)}")
     half = tokens.shape[-1] // 2
     frequencies = base ** (-torch.arange(half, device=tokens.device, dtype=torch.float32) / half)
     angles = torch.arange(tokens.shape[-2], device=tokens.device)[:, None] * frequencies
@@ -338,6 +341,13 @@ class DecoderLM(nn.Module):
     def forward_embeddings(self, embeddings: Tensor,
                            padding_mask: Tensor | None = None) -> Tensor:
         _check_tokens("embeddings", embeddings, self.dim)
+        if padding_mask is not None and (
+                not isinstance(padding_mask, Tensor) or padding_mask.dtype != torch.bool
+                or padding_mask.shape != embeddings.shape[:2]):
+            raise ValueError(f"padding_mask must be a bool tensor of shape "
+                             f"{tuple(embeddings.shape[:2])} (B, T), got "
+                             f"{getattr(padding_mask, 'dtype', padding_mask)} "
+                             f"{tuple(getattr(padding_mask, 'shape', ()))}")
         for block in self.blocks:
             embeddings = block(embeddings, padding_mask)
         return self.head(self.final_norm(embeddings))
@@ -368,6 +378,13 @@ class LlavaLikeModel(nn.Module):
                  language_model: DecoderLM, image_token_id: int, projector_kind: str = "mlp",
                  drop_cls_token: bool = False) -> None:
         super().__init__()
+        if not isinstance(language_model, DecoderLM):
+            raise ValueError(f"language_model must be a DecoderLM, got "
+                             f"{type(language_model).__name__}")
+        if (isinstance(image_token_id, bool) or not isinstance(image_token_id, int)
+                or not 0 <= image_token_id < language_model.vocab_size):
+            raise ValueError(f"image_token_id must be an id in [0, {language_model.vocab_size}) "
+                             f"(the language model's vocabulary), got {image_token_id!r}")
         self.vision_encoder = vision_encoder
         self.projector = LlavaProjector(vision_dim, language_model.dim, projector_kind)
         self.language_model = language_model
@@ -403,6 +420,9 @@ class FlamingoLikeModel(nn.Module):
                  num_heads: int = 8, cross_every: int = 1) -> None:
         super().__init__()
         _check_positive_int("cross_every", cross_every)
+        if not isinstance(language_model, DecoderLM):
+            raise ValueError(f"language_model must be a DecoderLM, got "
+                             f"{type(language_model).__name__}")
         self.vision_encoder = vision_encoder
         self.resampler = PerceiverResampler(vision_dim, num_latents, resampler_depth, num_heads)
         self.language_model = language_model

@@ -16,6 +16,7 @@ from course_lib.architectures import (
     DecoderLM,
     FlamingoLikeModel,
     GatedCrossAttentionBlock,
+    LlamaBlock,
     LlavaLikeModel,
     LlavaProjector,
     PerceiverResampler,
@@ -23,6 +24,7 @@ from course_lib.architectures import (
     apply_rotary,
     count_on_meta,
     count_parameters,
+    cross_attention_update,
     flamingo_training_stage,
     llava_training_stage,
     sequence_lengths,
@@ -219,6 +221,40 @@ def test_decoder_is_causal():
     assert not torch.allclose(lm(ids)[:, 5:], lm(changed)[:, 5:])
 
 
+def test_decoder_and_models_reject_bad_inputs():
+    with pytest.raises(ValueError, match="num_heads"):
+        LlamaBlock(30, num_heads=4, ff_dim=8)
+    with pytest.raises(ValueError, match="head_dim"):
+        apply_rotary(torch.randn(1, 2, 3, 5))
+    lm = small_lm()
+    with pytest.raises(ValueError, match="input_ids"):
+        lm(torch.tensor([[1, 100]]))
+    with pytest.raises(ValueError, match="padding_mask"):
+        lm(torch.tensor([[1, 2]]), padding_mask=torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="embeddings"):
+        lm.forward_embeddings(torch.randn(1, 2, 31))
+    with pytest.raises(ValueError, match="image_token_id"):
+        LlavaLikeModel(None, 16, lm, image_token_id=100)
+    with pytest.raises(ValueError, match="language_model"):
+        LlavaLikeModel(None, 16, nn.Linear(2, 2), image_token_id=1)
+    with pytest.raises(ValueError, match="cross_every"):
+        FlamingoLikeModel(None, 16, lm, num_heads=4, cross_every=0)
+    with pytest.raises(ValueError, match="model"):
+        count_parameters("not a model")
+    with pytest.raises(ValueError, match="num_images"):
+        sequence_lengths(50, -1, 576)
+    with pytest.raises(ValueError, match="block"):
+        cross_attention_update(nn.Linear(2, 2), torch.randn(1, 2, 2), torch.randn(1, 2, 2))
+
+
+def test_padded_positions_do_not_change_the_real_tokens_outputs():
+    lm = small_lm()
+    ids = torch.randint(0, 100, (1, 5))
+    padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
+    mask = torch.arange(8) < 5
+    torch.testing.assert_close(lm(padded, padding_mask=mask[None])[:, :5], lm(ids))
+
+
 def llama_parameters_by_hand(vocab, dim, depth, ff):
     per_layer = 4 * dim * dim + 3 * dim * ff + 2 * dim  # q, k, v, o; gate, up, down; 2 norms
     return vocab * dim + depth * per_layer + dim + dim * vocab  # embedding, layers, norm, head
@@ -403,3 +439,7 @@ def test_thinker_rejects_bad_inputs():
         thinker.loss(torch.randint(0, 30, (1, 3)), torch.zeros(1, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="image_dim"):
         Thinker(30, dim=16, depth=1, num_heads=4, image_dim=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        thinker.generate(torch.randint(0, 30, (1, 3)), max_new_tokens=0)
+    with pytest.raises(ValueError, match="labels marks no position"):
+        thinker.loss(torch.randint(0, 30, (1, 3)), torch.full((1, 3), IGNORE_INDEX))

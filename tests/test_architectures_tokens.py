@@ -92,6 +92,10 @@ def test_codebook_rejects_bad_inputs():
         PatchCodebook(torch.zeros(4, 16), patch_size=4, text_vocab_size=-1)
     with pytest.raises(ValueError, match="grid"):
         codebook.decode(torch.tensor([[10, 11, 12]]), grid=(2, 2))
+    with pytest.raises(ValueError, match="images"):
+        PatchCodebook.fit(torch.zeros(8, 8), num_codes=4, patch_size=4, text_vocab_size=10)
+    with pytest.raises(ValueError, match="patch_size"):
+        PatchCodebook.fit(torch.rand(2, 1, 8, 8), num_codes=4, patch_size=3, text_vocab_size=10)
 
 
 def test_gate_at_one_is_0_7616_and_the_update_is_scaled_by_it():
