@@ -17,7 +17,7 @@ from course_lib.architectures import (
     cross_attention_update,
     gate_flow,
 )
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 CURVE_ALPHAS = torch.linspace(-3.0, 3.0, 121)
 
@@ -93,13 +93,7 @@ def gate_explorer(hidden: torch.Tensor | None = None, update: torch.Tensor | Non
 
     slider.observe(on_change, names="value")
     children = [slider, readout]
-    if isinstance(live, ipywidgets.Widget):
-        children.append(live)
-    else:  # no widget manager: show the figure at the starting alpha (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            live.show()
-        children.append(static)
+    children.append(as_widget(live))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     root.slider, root.readout, root.figure = slider, readout, live
     return root
