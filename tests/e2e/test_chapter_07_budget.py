@@ -1,0 +1,161 @@
+"""Chapter 07 in the browser: every slider of the token-budget calculator re-counts the budget.
+
+The page's own numbers are checked against each other and against hand formulas: used =
+images x tokens per image + audio tokens + prompt tokens; left = context - used; centre-padded
+STFT frames = 1 + samples // hop; three stride-2 convolutions give ceil(ceil(ceil(F/2)/2)/2).
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+from lab_driver import (
+    changed,
+    drag,
+    equals,
+    html_text,
+    plotly_titles,
+    press,
+    readout,
+    slider,
+    trace_paths,
+    wait_for,
+)
+
+CHAPTER = "07_token_budget.ipynb"
+SAMPLE_RATE = 16000
+SUMMARY = re.compile(r"Tokens left for generation: (\d+) \(used (\d+) of (\d+)\)")
+IMAGES = re.compile(r"images: (\d+) x (\d+) tokens \(([\w+]+), (\d+) px, patch (\d+)\)")
+AUDIO = re.compile(r"audio: ([\d.]+) s -> (\d+) STFT frames -> (\d+) tokens")
+PROMPT = re.compile(r"prompt: (\d+) tokens")
+
+
+@dataclass(frozen=True)
+class Shown:
+    left: int
+    used: int
+    context: int
+    images: int
+    per_image: int
+    image_size: int
+    audio_seconds: float
+    frames: int
+    audio_tokens: int
+    prompt_tokens: int
+    title: str
+
+
+def read(area) -> Shown:
+    text = "\n".join(html_text(area))
+    summary, images, prompt = SUMMARY.search(text), IMAGES.search(text), PROMPT.search(text)
+    assert summary and images and prompt, f"unexpected calculator read-out {text!r}"
+    audio = AUDIO.search(text)
+    if audio is None:
+        assert "audio: none" in text, text
+    titles = plotly_titles(area)
+    return Shown(*map(int, summary.groups()), int(images.group(1)), int(images.group(2)),
+                 int(images.group(4)), float(audio.group(1)) if audio else 0.0,
+                 int(audio.group(2)) if audio else 0, int(audio.group(3)) if audio else 0,
+                 int(prompt.group(1)), titles[0] if titles else "")
+
+
+def check_totals(shown: Shown) -> None:
+    used = shown.images * shown.per_image + shown.audio_tokens + shown.prompt_tokens
+    assert shown.used == used, shown
+    assert shown.left == max(shown.context - shown.used, 0), shown
+    if shown.used <= shown.context:
+        assert shown.title == f"Fits: {used} of {shown.context} used, {shown.left} left.", shown
+    else:
+        assert shown.title == (f"Over budget: {used} tokens do not fit in a context of "
+                               f"{shown.context}; remove {used - shown.context} tokens."), shown
+
+
+def downsampled(frames: int) -> int:
+    for _ in range(3):  # kernel 3, stride 2, padding 1: L -> ceil(L / 2)
+        frames = math.ceil(frames / 2)
+    return frames
+
+
+def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
+    chapter = open_chapter(CHAPTER)
+    seconds = chapter.run_all(timeout_s=240)
+    assert chapter.error_outputs() == []
+    counts = chapter.execution_counts()
+    assert counts == list(range(1, len(counts) + 1))
+
+    area = chapter.output_of("budget_calculator(", plots=1)
+    names = ("context", "images", "resolution px", "latents", "delimiters/img", "audio s",
+             "hop samples")
+    sliders = {name: slider(area, name) for name in names}
+
+    def plot():
+        return trace_paths(area, ".barlayer .trace path"), trace_paths(area, ".shapelayer path")
+
+    def settled_read():  # a consistent page: the summary, details and title of one update
+        def consistent():
+            try:
+                shown = read(area)
+                check_totals(shown)
+            except AssertionError:
+                return None
+            return shown
+
+        return wait_for(consistent, 10, lambda: f"a consistent read-out: {read(area)}")
+
+    def move(name: str, key: str, what):
+        before, drawn = read(area), plot()
+        press(sliders[name], key)
+        after = wait_for(lambda: (s := settled_read()) != before and what(before, s) and s, 10,
+                         lambda: f"{name} {key}: {before} -> {read(area)}")
+        if after.used != before.used or after.context != before.context:
+            changed(plot, drawn, what=f"the stacked bar after {name} {key}")
+        return after
+
+    shown = settled_read()
+    check_totals(shown)
+
+    shown = move("context", "End", lambda b, a: a.context == 4096 and a.used == b.used)
+    equals(lambda: readout(sliders["context"]), "4096", what="the context read-out")
+    selected = area.locator(".widget-toggle-button.mod-active").all_inner_texts()
+    assert [text.strip() for text in selected] == ["custom"], "a moved slider leaves the preset"
+
+    shown = move("images", "ArrowRight",
+                 lambda b, a: a.images == b.images + 1 and a.used == b.used + b.per_image)
+    shown = move("resolution px", "End", lambda b, a: a.image_size == 672)
+    shown = move("delimiters/img", "ArrowRight",
+                 lambda b, a: a.per_image == b.per_image + 1
+                 and a.used == b.used + a.images)
+
+    # Latents only count in resampler mode: choose it, then one more latent per image.
+    area.locator("select").filter(has_text="resampler latents").select_option(
+        label="resampler latents")
+    resampled = wait_for(lambda: (s := settled_read()).per_image == int(
+        readout(sliders["latents"])) + int(readout(sliders["delimiters/img"])) and s, 10,
+        "resampler mode: tokens per image = latents + delimiters")
+    shown = move("latents", "ArrowRight",
+                 lambda b, a: a.per_image == b.per_image + 1 and a.used == b.used + a.images)
+    assert shown.per_image == resampled.per_image + 1
+
+    framing = area.locator("select").filter(has_text="centre-padded").evaluate(
+        "select => select.options[select.selectedIndex].text").replace("\xa0", " ")
+    assert framing == "centre-padded (torch.stft)", f"unexpected STFT framing {framing!r}"
+    shown = move("audio s", "End", lambda b, a: a.audio_seconds == 60.0)
+    hop = int(readout(sliders["hop samples"]))
+    assert shown.frames == 1 + 60 * SAMPLE_RATE // hop, shown
+    assert shown.audio_tokens == downsampled(shown.frames), shown
+
+    shown = move("hop samples", "ArrowRight", lambda b, a: a.frames < b.frames)
+    hop = int(readout(sliders["hop samples"]))
+    assert shown.frames == 1 + 60 * SAMPLE_RATE // hop, shown
+    assert shown.audio_tokens == downsampled(shown.frames), shown
+
+    # The mouse: drag the context window down to its minimum: over budget, a red band appears.
+    bands = len(plot()[1])
+    drag(chapter.page, sliders["context"], 0.0)
+    equals(lambda: readout(sliders["context"]), "32", what="the context read-out after a drag")
+    shown = wait_for(lambda: (s := settled_read()).context == 32 and s, 10, "context 32")
+    assert shown.title.startswith("Over budget:") and shown.left == 0
+    equals(lambda: len(plot()[1]), bands + 1, what="the number of shapes (the red band)")
+
+    shot = chapter.screenshot(screenshots, area, "budget_calculator")
+    print(f"chapter 07: ran in {seconds:.1f} s; screenshot {shot}")
