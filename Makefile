@@ -23,13 +23,17 @@ lab: env
 	JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/.jupyter/lab/user-settings \
 	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: env lint unit notebooks-test
+test: env lint unit e2e notebooks-test
 
 lint: env
 	$(BIN)/ruff check .
 
 unit: env
-	$(BIN)/pytest -n 2 --dist loadfile tests
+	$(BIN)/pytest -n 2 --dist loadfile tests --ignore=tests/e2e
+
+# Browser tests: one JupyterLab and one headless chromium for the session, so no xdist workers.
+e2e: env
+	$(BIN)/pytest tests/e2e
 
 notebooks-test: env
 	$(BIN)/pytest -n 2 --dist loadfile $(NBVAL) notebooks
