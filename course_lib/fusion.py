@@ -21,6 +21,7 @@ fusion keeps every token.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from torch.nn import functional as F
 
 from course_lib.attention import TransformerBlock
 from course_lib.audio import log_mel_spectrogram, sinusoidal_positions
-from course_lib.train import accuracy
+from course_lib.train import History, accuracy, train
 
 Features = Mapping[str, torch.Tensor]
 COMBINE_RULES = ("mean", "weighted", "learned")
@@ -386,10 +387,10 @@ class HybridFusion(nn.Module):
 
 # ----------------------------------------------------------------------------- the chapter's data
 def audio_frame_tokens(waveforms: torch.Tensor, sample_rate: int = 16000, n_mels: int = 32,
-                       num_tokens: int = 10) -> torch.Tensor:
+                       num_tokens: int = 5) -> torch.Tensor:
     """Waveforms as a short token sequence: log-mel frames averaged into ``num_tokens`` chunks.
 
-    One second at 100 frames/s becomes 10 tokens of 0.1 s each (with the defaults).
+    One second at 100 frames/s becomes 5 tokens of 0.2 s each (with the defaults).
 
     Shape:
         waveforms: ``(N, L)``; output ``(N, num_tokens, n_mels)``.
@@ -422,19 +423,39 @@ class Standardizer:
         return (tokens - self.mean) / self.std
 
 
-def digit_tokens(images: torch.Tensor, waveforms: torch.Tensor,
-                 audio_standardizer: Standardizer) -> dict[str, torch.Tensor]:
-    """The chapter's inputs: each image as one token of its 64 pixels, each clip as 10 tokens.
+class DigitTokenizer:
+    """The chapter's inputs: each image as one token of its 64 pixels, each clip as 5 tokens.
+
+    Each audio token averages 0.2 s of log-mel frames (32 mel bands). Pixels and mel bands
+    are standardised with statistics of the training data given to the constructor.
 
     Shape:
         images: ``(N, 1, 8, 8)``; waveforms: ``(N, 16000)``;
-        output: ``{"image": (N, 1, 64), "audio": (N, 10, 32)}`` (audio standardised).
+        output: ``{"image": (N, 1, 64), "audio": (N, num_audio_tokens, 32)}``.
     """
-    if images.ndim != 4 or len(images) != len(waveforms):
-        raise ValueError(f"images must be (N, 1, H, W) with one waveform each, got "
-                         f"{tuple(images.shape)} and {tuple(waveforms.shape)}")
-    audio = audio_frame_tokens(waveforms, n_mels=len(audio_standardizer.mean))
-    return {"image": images.flatten(1)[:, None], "audio": audio_standardizer(audio)}
+
+    def __init__(self, train_images: torch.Tensor, train_waveforms: torch.Tensor,
+                 num_audio_tokens: int = 5, n_mels: int = 32) -> None:
+        self.num_audio_tokens, self.n_mels = num_audio_tokens, n_mels
+        self.image_standardizer = Standardizer(train_images.flatten(1))
+        raw_audio = self.audio_tokens(train_waveforms, standardize=False)
+        self.audio_standardizer = Standardizer(raw_audio)
+
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, 1, H, W), got shape {tuple(images.shape)}")
+        return self.image_standardizer(images.flatten(1))[:, None]
+
+    def audio_tokens(self, waveforms: torch.Tensor, standardize: bool = True) -> torch.Tensor:
+        tokens = audio_frame_tokens(waveforms, n_mels=self.n_mels,
+                                    num_tokens=self.num_audio_tokens)
+        return self.audio_standardizer(tokens) if standardize else tokens
+
+    def __call__(self, images: torch.Tensor, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
+        if len(images) != len(waveforms):
+            raise ValueError(f"images and waveforms must pair up, got {len(images)} images and "
+                             f"{len(waveforms)} waveforms")
+        return {"image": self.image_tokens(images), "audio": self.audio_tokens(waveforms)}
 
 
 def flatten_tokens(features: Features) -> dict[str, torch.Tensor]:
@@ -443,9 +464,12 @@ def flatten_tokens(features: Features) -> dict[str, torch.Tensor]:
 
 
 def align_by_timestamps(waveforms: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Undo known delays: move clip i left by ``shifts[i]`` samples (zeros fill the end).
+    """Undo known delays: rotate clip i left by ``shifts[i]`` samples.
 
-    The fix for misalignment when each recording carries a timestamp of its start.
+    The fix for misalignment when each recording carries a timestamp of its start. The
+    ``shift`` samples before the start (silence or background noise) move to the end, so the
+    clip keeps its length and its background is the same everywhere (zeros there instead
+    would look like nothing the model has ever heard).
 
     Shape:
         waveforms: ``(N, L)``; shifts: ``(N,)`` integer samples in [0, L); output ``(N, L)``.
@@ -455,10 +479,8 @@ def align_by_timestamps(waveforms: torch.Tensor, shifts: torch.Tensor) -> torch.
                          f"{tuple(waveforms.shape)} and {tuple(shifts.shape)}")
     if (shifts < 0).any() or (shifts >= waveforms.shape[1]).any():
         raise ValueError(f"shifts must be in [0, {waveforms.shape[1]}), got {shifts.tolist()}")
-    aligned = torch.zeros_like(waveforms)
-    for row, shift in enumerate(shifts.tolist()):
-        aligned[row, : waveforms.shape[1] - shift] = waveforms[row, shift:]
-    return aligned
+    return torch.stack([row.roll(-shift) for row, shift in zip(waveforms, shifts.tolist(),
+                                                               strict=True)])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -492,6 +514,69 @@ def modality_removal(model: nn.Module, features: Features, labels: torch.Tensor
         if rest:
             result[f"no {name}"] = fusion_accuracy(model, rest, labels)
     return result
+
+
+@torch.no_grad()
+def quantize_linear_weights(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose Linear weights are stored as 8-bit integers (simulated).
+
+    Symmetric per-row quantisation: each output row gets one float scale ``max|w| / 127`` and
+    its weights become integers in [-127, 127] times that scale, so they would take 1 byte
+    each instead of 4. The copy computes with the rounded weights, so its accuracy shows
+    what the rounding costs.
+    """
+    quantized = copy.deepcopy(model)
+    for module in quantized.modules():
+        if isinstance(module, nn.Linear):
+            scale = module.weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+            module.weight.copy_((module.weight / scale).round().clamp(-127, 127) * scale)
+    return quantized
+
+
+def linear_weight_count(model: nn.Module) -> tuple[int, int]:
+    """(number of Linear weights, number of Linear output rows) in ``model``."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return (sum(layer.weight.numel() for layer in linears),
+            sum(layer.weight.shape[0] for layer in linears))
+
+
+# ----------------------------------------------------------------------------- training
+def fusion_loss(model: nn.Module, features: Features, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the model's output, or :meth:`LateFusion.loss` for late fusion."""
+    if isinstance(model, LateFusion):
+        return model.loss(features, labels)
+    return F.cross_entropy(model(features), labels)
+
+
+def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, epochs: int,
+                 lr: float = 3e-3, batch_size: int = 64, modality_dropout_p: float = 0.0,
+                 seed: int = 0, progress: bool = True) -> History:
+    """Train a fusion model with :func:`course_lib.train.train` on the modalities it was built for.
+
+    Args:
+        tokens: modality -> ``(N, T_m, D_m)``; each model reads them via :func:`model_inputs`
+            (hybrid fusion the tokens, the others the flattened vectors).
+        labels: ``(N,)`` class indices.
+        modality_dropout_p: if > 0, each training batch goes through :func:`modality_dropout`
+            (and :func:`zero_fill` for models that need every modality).
+    """
+    names = list(model.input_dims)
+    missing = [name for name in names if name not in tokens]
+    if missing:
+        raise ValueError(f"tokens lacks {missing}, which the model was built for")
+    inputs = model_inputs(model, {name: tokens[name] for name in names})
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of_batch(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        features = dict(zip(names, batch[:-1], strict=True))
+        if modality_dropout_p > 0:
+            features = modality_dropout(features, modality_dropout_p, generator)
+            if getattr(model, "requires_all_modalities", False):
+                features = zero_fill(features, model.input_dims)
+        return fusion_loss(model, features, batch[-1])
+
+    return train(model, loss_of_batch, [inputs[name] for name in names] + [labels],
+                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
 
 
 # ----------------------------------------------------------------------------- the playground
@@ -560,9 +645,9 @@ def playground_table(models: Mapping[str, nn.Module], data: PlaygroundData
 
 
 def build_playground_data(image_noise_levels: Sequence[float], snr_levels: Sequence[float],
-                          audio_standardizer: Standardizer, split: str = "test", seed: int = 1,
+                          tokenizer: DigitTokenizer, split: str = "test", seed: int = 1,
                           num_examples: int | None = None) -> PlaygroundData:
-    """Precompute :func:`digit_tokens` of ``load_digits_av(split, seed)`` at every level.
+    """Precompute the tokens of ``load_digits_av(split, seed)`` at every degradation level.
 
     The pairing of images and clips does not depend on the degradation, so the image tokens of
     one level and the audio tokens of another describe the same N examples.
@@ -575,12 +660,10 @@ def build_playground_data(image_noise_levels: Sequence[float], snr_levels: Seque
     count = len(clean) if num_examples is None else num_examples
     if not 0 < count <= len(clean):
         raise ValueError(f"num_examples must be in 1..{len(clean)}, got {num_examples}")
-    image_tokens, audio_tokens = {}, {}
-    for level in image_noise_levels:
-        images = load_digits_av(split, seed=seed, image_noise=level).images[:count]
-        image_tokens[level] = images.flatten(1)[:, None]
-    for level in snr_levels:
-        waveforms = load_digits_av(split, seed=seed, snr_db=level).waveforms[:count]
-        audio = audio_frame_tokens(waveforms, n_mels=len(audio_standardizer.mean))
-        audio_tokens[level] = audio_standardizer(audio)
+    image_tokens = {level: tokenizer.image_tokens(
+        load_digits_av(split, seed=seed, image_noise=level).images[:count])
+        for level in image_noise_levels}
+    audio_tokens = {level: tokenizer.audio_tokens(
+        load_digits_av(split, seed=seed, snr_db=level).waveforms[:count])
+        for level in snr_levels}
     return PlaygroundData(image_tokens, audio_tokens, clean.labels[:count])

@@ -84,3 +84,15 @@ def test_load_digit_match_rejects_bad_arguments():
         load_digit_match("valid", num_pairs=10)
     with pytest.raises(ValueError, match="num_pairs must be a positive even int"):
         load_digit_match("test", num_pairs=3)
+
+
+def test_gather_picks_each_pairs_rows_from_the_pools_features():
+    pairs = sample_match_pairs(POOL, POOL, 50, seed=0)
+    image_features = torch.arange(70.0)[:, None] * torch.ones(70, 3)
+    audio_features = -torch.arange(70.0)[:, None, None] * torch.ones(70, 5, 2)
+    gathered = pairs.gather(image_features, audio_features)
+    assert gathered["image"].shape == (50, 3) and gathered["audio"].shape == (50, 5, 2)
+    assert torch.equal(gathered["image"][:, 0], pairs.image_index.float())
+    assert torch.equal(gathered["audio"][:, 0, 0], -pairs.audio_index.float())
+    with pytest.raises(ValueError, match="image_features has 10 rows"):
+        pairs.gather(image_features[:10], audio_features)

@@ -8,6 +8,7 @@ import torchaudio
 
 from course_lib.data import load_digits_av
 from course_lib.fusion import (
+    DigitTokenizer,
     EarlyFusion,
     HybridFusion,
     LateFusion,
@@ -17,13 +18,16 @@ from course_lib.fusion import (
     audio_frame_tokens,
     build_playground_data,
     count_parameters,
-    digit_tokens,
     flatten_tokens,
     fusion_accuracy,
+    fusion_loss,
+    linear_weight_count,
     modality_removal,
     model_inputs,
     playground_accuracies,
     playground_table,
+    quantize_linear_weights,
+    train_fusion,
 )
 
 
@@ -58,18 +62,25 @@ def test_standardizer_centres_and_scales_each_feature_with_training_statistics()
         standardize(torch.zeros(2, 3))
 
 
-def test_digit_tokens_make_one_image_token_and_ten_audio_tokens():
-    data = load_digits_av("test", seed=0)
-    images, waveforms = data.images[:6], data.waveforms[:6]
-    standardizer = Standardizer(audio_frame_tokens(waveforms))
-    tokens = digit_tokens(images, waveforms, standardizer)
-    assert tokens["image"].shape == (6, 1, 64) and tokens["audio"].shape == (6, 10, 32)
-    assert torch.equal(tokens["image"][2, 0], images[2].flatten())
+def test_digit_tokenizer_makes_one_image_token_and_five_audio_tokens_standardised():
+    data = load_digits_av("train", seed=0)
+    tokenizer = DigitTokenizer(data.images, data.waveforms)
+    tokens = tokenizer(data.images, data.waveforms)
+    assert tokens["image"].shape == (len(data), 1, 64)
+    assert tokens["audio"].shape == (len(data), 5, 32)
+    pixels = data.images.flatten(1)
+    expected = (pixels[2] - pixels.mean(0)) / pixels.std(0).clamp_min(1e-6)
+    torch.testing.assert_close(tokens["image"][2, 0], expected)
+    for name in ("image", "audio"):  # training statistics: every feature centred and scaled
+        flat = tokens[name].reshape(-1, tokens[name].shape[-1])
+        torch.testing.assert_close(flat.mean(0), torch.zeros(flat.shape[1]), atol=1e-4, rtol=0)
     flat = flatten_tokens(tokens)
-    assert flat["audio"].shape == (6, 320)
+    assert flat["audio"].shape == (len(data), 160)
     assert torch.equal(flat["audio"][1, 32:64], tokens["audio"][1, 1])  # token order is kept
-    with pytest.raises(ValueError, match="images must be"):
-        digit_tokens(images[:3], waveforms, standardizer)
+    with pytest.raises(ValueError, match="images and waveforms must pair up"):
+        tokenizer(data.images[:3], data.waveforms[:4])
+    with pytest.raises(ValueError, match=r"images must be \(N, 1, H, W\)"):
+        tokenizer(data.images[:3, 0], data.waveforms[:3])
 
 
 def test_align_by_timestamps_undoes_the_datasets_random_shift():
@@ -79,6 +90,9 @@ def test_align_by_timestamps_undoes_the_datasets_random_shift():
     aligned = align_by_timestamps(shifted.waveforms, shifted.shifts)
     keep = 16000 - int(shifted.shifts.max())  # the end of a clip moved past 1 s is lost
     torch.testing.assert_close(aligned[:, :keep], clean.waveforms[:, :keep])
+    row = int(shifted.shifts.argmax())  # what preceded the start now closes the clip
+    shift = int(shifted.shifts[row])
+    assert torch.equal(aligned[row, -shift:], shifted.waveforms[row, :shift])
     with pytest.raises(ValueError, match="shifts must be in"):
         align_by_timestamps(shifted.waveforms[:2], torch.tensor([0, 16000]))
     with pytest.raises(ValueError, match=r"waveforms must be \(N, L\) and shifts \(N,\)"):
@@ -162,14 +176,59 @@ def test_playground_refuses_levels_that_were_not_precomputed_and_dropping_everyt
 
 def test_build_playground_data_degrades_the_same_examples_at_each_level():
     clean = load_digits_av("test", seed=1)
-    standardizer = Standardizer(audio_frame_tokens(clean.waveforms[:20]))
-    data = build_playground_data([0.0, 0.5], [-10.0, 10.0], standardizer, num_examples=20)
+    tokenizer = DigitTokenizer(clean.images[:20], clean.waveforms[:20])
+    data = build_playground_data([0.0, 0.5], [-10.0, 10.0], tokenizer, num_examples=20)
     assert torch.equal(data.labels, clean.labels[:20])
-    assert torch.equal(data.image_tokens[0.0][:, 0], clean.images[:20].flatten(1))
+    torch.testing.assert_close(data.image_tokens[0.0], tokenizer.image_tokens(clean.images[:20]))
     noisy = load_digits_av("test", seed=1, snr_db=-10.0).waveforms[:20]
-    torch.testing.assert_close(data.audio_tokens[-10.0],
-                               standardizer(audio_frame_tokens(noisy)))
+    torch.testing.assert_close(data.audio_tokens[-10.0], tokenizer.audio_tokens(noisy))
     with pytest.raises(ValueError, match="num_examples must be in 1..450"):
-        build_playground_data([0.0], [0.0], standardizer, num_examples=0)
+        build_playground_data([0.0], [0.0], tokenizer, num_examples=0)
     with pytest.raises(ValueError, match="at least one level"):
-        build_playground_data([], [0.0], standardizer)
+        build_playground_data([], [0.0], tokenizer)
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.5])
+def test_train_fusion_feeds_each_model_its_inputs_and_learns(dropout_p):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(3, (96,), generator=generator)
+    tokens = {"image": torch.randn(96, 1, 6, generator=generator) + 3 * labels[:, None, None],
+              "audio": torch.randn(96, 3, 4, generator=generator) - 3 * labels[:, None, None]}
+    torch.manual_seed(0)
+    models = {"early": EarlyFusion({"image": 6, "audio": 12}, 3, hidden_dim=16),
+              "late": LateFusion({"image": 6, "audio": 12}, 3, hidden_dim=16),
+              "hybrid": HybridFusion({"image": 6, "audio": 4}, 3, d_model=16, num_heads=2)}
+    for name, model in models.items():
+        history = train_fusion(model, tokens, labels, epochs=30, lr=1e-2, batch_size=32,
+                               modality_dropout_p=dropout_p, progress=False)
+        assert len(history.losses) == 30 * 3
+        assert sum(history.losses[-3:]) < 0.5 * sum(history.losses[:3]), name
+        assert fusion_accuracy(model, model_inputs(model, tokens), labels) > 0.9, name
+
+
+def test_train_fusion_and_fusion_loss_name_what_is_missing():
+    model = EarlyFusion({"image": 6, "audio": 12}, 3)
+    with pytest.raises(ValueError, match=r"tokens lacks \['audio'\]"):
+        train_fusion(model, {"image": torch.zeros(4, 1, 6)}, torch.zeros(4).long(), epochs=1)
+    late = LateFusion({"image": 6}, 3)
+    features, labels = {"image": torch.randn(4, 6)}, torch.tensor([0, 1, 2, 0])
+    assert fusion_loss(late, features, labels).item() == pytest.approx(
+        late.loss(features, labels).item())
+
+
+def test_int8_quantisation_matches_pytorchs_per_channel_quantiser():
+    torch.manual_seed(0)
+    model = EarlyFusion({"image": 6, "audio": 12}, 3, hidden_dim=8)
+    quantized = quantize_linear_weights(model)
+    for original, rounded in zip(model.net, quantized.net, strict=True):
+        if not isinstance(original, torch.nn.Linear):
+            continue
+        scales = original.weight.detach().abs().amax(dim=1) / 127
+        reference = torch.quantize_per_channel(original.weight.detach(), scales.double(),
+                                               torch.zeros(len(scales), dtype=torch.long), 0,
+                                               torch.qint8).dequantize()
+        torch.testing.assert_close(rounded.weight, reference)
+        assert torch.equal(rounded.bias, original.bias)
+        assert len(torch.unique(rounded.weight[0])) <= 255
+    assert not torch.equal(model.net[0].weight, quantized.net[0].weight)  # original untouched
+    assert linear_weight_count(model) == (18 * 8 + 8 * 8 + 8 * 3, 8 + 8 + 3)

@@ -34,6 +34,22 @@ class MatchPairs:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def gather(self, image_features: torch.Tensor, audio_features: torch.Tensor
+               ) -> dict[str, torch.Tensor]:
+        """The pairs' features from per-pool features (computed once per pool, not per pair).
+
+        Shape:
+            image_features: ``(N_img, ...)``; audio_features: ``(N_audio, ...)``;
+            output: ``{"image": (N, ...), "audio": (N, ...)}``.
+        """
+        for name, features, index in (("image_features", image_features, self.image_index),
+                                      ("audio_features", audio_features, self.audio_index)):
+            if len(features) <= int(index.max()):
+                raise ValueError(f"{name} has {len(features)} rows, but the pairs use row "
+                                 f"{int(index.max())}: give the features of the whole pool")
+        return {"image": image_features[self.image_index],
+                "audio": audio_features[self.audio_index]}
+
 
 @dataclass
 class DigitMatch:

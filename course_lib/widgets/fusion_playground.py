@@ -115,9 +115,9 @@ def _benchmark() -> ipywidgets.VBox:
         return torch.randn(count, *shape, generator=generator)
 
     data = PlaygroundData(image_tokens={level: tokens((1, 64)) for level in levels},
-                          audio_tokens={level: tokens((10, 32)) for level in (-12.0, 0.0)},
+                          audio_tokens={level: tokens((5, 32)) for level in (-12.0, 0.0)},
                           labels=torch.randint(10, (count,), generator=generator))
-    flat, token_dims = {"image": 64, "audio": 320}, {"image": 64, "audio": 32}
+    flat, token_dims = {"image": 64, "audio": 160}, {"image": 64, "audio": 32}
     torch.manual_seed(0)
     models = {"early": EarlyFusion(flat, 10), "late": LateFusion(flat, 10),
               "hybrid": HybridFusion(token_dims, 10, d_model=64, depth=1, num_heads=4)}
