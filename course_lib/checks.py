@@ -62,8 +62,9 @@ def _call(exercise: str, function: Any, *args: Any, name: str | None = None) -> 
                       f" {function!r:.60}. Pass the function itself (no parentheses).")
     try:
         return function(*args)
-    except NotImplementedError:
-        raise _Failed(f"Not implemented yet: {name} still raises NotImplementedError. Replace "
+    except NotImplementedError as stub:
+        where = f" ({stub})" if str(stub) else ""
+        raise _Failed(f"Not implemented yet: {name} raised NotImplementedError{where}. Replace "
                       f"the `raise NotImplementedError` line with your code, then run this "
                       f"cell again.") from None
     except _Failed:

@@ -111,7 +111,7 @@ def test_tensors_exception_and_stub(clinic_pair, capsys):
     assert_verdict(check_tensors(crashing, *clinic_pair), capsys, False,
                    "crashing raised RuntimeError", "mat1 and mat2", "line")
     assert_verdict(check_tensors(stub, *clinic_pair), capsys, False, "Not implemented yet",
-                   "stub still raises NotImplementedError")
+                   "stub raised NotImplementedError (exercise: write this function)")
 
 
 # ----------------------------------------------------------------------------- exercise 2

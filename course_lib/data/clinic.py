@@ -374,23 +374,28 @@ def bag_of_words(reports: list[str], negation_aware: bool = True) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------------- sounds
-def _breath_envelopes(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inspiration and expiration envelopes (N, L) of a 1 s breath cycle starting at ``offsets``."""
-    phase = np.arange(CLIP_SAMPLES) / CLIP_SAMPLES
-    templates = []
-    for template in (np.sin(np.pi * np.clip(phase / 0.4, 0, 1)) ** 2,
-                     np.sin(np.pi * np.clip((phase - 0.45) / 0.5, 0, 1)) ** 2):
-        twice = np.tile(template.astype(np.float32), 2)
-        templates.append(np.stack([twice[CLIP_SAMPLES - o: 2 * CLIP_SAMPLES - o] for o in offsets]))
-    return templates[0], templates[1]
+INSPIRATION = np.sin(np.pi * np.clip(np.arange(CLIP_SAMPLES) / CLIP_SAMPLES / 0.4, 0, 1)) ** 2
+EXPIRATION = np.sin(np.pi * np.clip((np.arange(CLIP_SAMPLES) / CLIP_SAMPLES - 0.45) / 0.5, 0, 1)
+                    ) ** 2
 
 
-def _add_events(waveform: np.ndarray, row: int, starts: np.ndarray, kernel: np.ndarray,
-                gains: np.ndarray) -> None:
-    """Add ``kernel`` (K,) times each gain at each start sample of one row (clipped at the end)."""
-    for start, gain in zip(starts, gains, strict=True):
-        stop = min(start + len(kernel), CLIP_SAMPLES)
-        waveform[row, start:stop] += gain * kernel[: stop - start]
+def _cycle(template: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The 1 s ``template`` started at each of ``offsets`` (wrapping around): (N, L) float32."""
+    twice = np.tile(template.astype(np.float32), 2)
+    return np.stack([twice[CLIP_SAMPLES - offset: 2 * CLIP_SAMPLES - offset] for offset in offsets])
+
+
+def _add_events(waveform: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                kernels: np.ndarray) -> None:
+    """Add one kernel per event (E, K) into ``waveform`` at (row, start), wrapping around."""
+    columns = (starts[:, None] + np.arange(kernels.shape[1])[None]) % CLIP_SAMPLES
+    np.add.at(waveform, (np.broadcast_to(rows[:, None], columns.shape), columns), kernels)
+
+
+def _damped_sines(length_s: float, decay_s: np.ndarray, hz: np.ndarray) -> np.ndarray:
+    """One damped sinusoid per row: exp(-t / decay) sin(2 pi hz t), (E, length) float32."""
+    t = np.arange(int(length_s * SAMPLE_RATE))[None] / SAMPLE_RATE
+    return (np.exp(-t / decay_s[:, None]) * np.sin(2 * np.pi * hz[:, None] * t)).astype(np.float32)
 
 
 def _render_sounds(latents: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -400,12 +405,12 @@ def _render_sounds(latents: dict[str, np.ndarray], rng: np.random.Generator) -> 
     (250-650 Hz, with a harmonic and a slight glide) during expiration; crackles are 8-16
     short damped clicks (400-1200 Hz) during inspiration; two heart thumps (40-70 Hz) and
     background noise on top. The breath cycle starts at a random time (recordings are not
-    aligned with each other).
+    aligned with each other) and wraps around the second.
     """
     sound = latents["sound"]
     n = len(sound)
     offsets = rng.integers(0, CLIP_SAMPLES, n)
-    inspiration, expiration = _breath_envelopes(offsets)
+    inspiration, expiration = _cycle(INSPIRATION, offsets), _cycle(EXPIRATION, offsets)
     freqs = np.fft.rfftfreq(CLIP_SAMPLES, 1 / SAMPLE_RATE)
     # White noise has independent Gaussian Fourier coefficients: draw them, keep the band.
     spectrum = rng.standard_normal((n, len(freqs)), dtype=np.float32) + 1j * rng.standard_normal(
@@ -422,20 +427,23 @@ def _render_sounds(latents: dict[str, np.ndarray], rng: np.random.Generator) -> 
     cycles = 2 * np.pi * np.cumsum(f0, axis=1) / SAMPLE_RATE
     tone = (np.sin(cycles) + 0.3 * np.sin(2 * cycles)) * np.sqrt(expiration[wheezing])
     waveform[wheezing] += (rng.uniform(0.7, 1.5, (len(wheezing), 1)) * tone).astype(np.float32)
-    k = np.arange(int(0.012 * SAMPLE_RATE)) / SAMPLE_RATE
-    for row in np.flatnonzero(sound == 1):
-        count = int(rng.integers(8, 17))
-        decay_s, click_hz = rng.uniform(0.001, 0.003), rng.uniform(400, 1200)
-        click = np.exp(-k / decay_s) * np.sin(2 * np.pi * click_hz * k)
-        starts = rng.choice(np.flatnonzero(inspiration[row] > 0.3), size=count, replace=False)
-        gains = rng.uniform(4, 8, count) * rng.choice([-1, 1], count)
-        _add_events(waveform, row, starts, click, gains)
-    thump_k = np.arange(int(0.1 * SAMPLE_RATE)) / SAMPLE_RATE
-    for row in range(n):
-        thump = np.exp(-thump_k / 0.02) * np.sin(2 * np.pi * rng.uniform(40, 70) * thump_k)
-        first = int(rng.integers(0, CLIP_SAMPLES // 2))
-        starts = np.array([first, first + CLIP_SAMPLES // 2 + int(rng.integers(-200, 200))])
-        _add_events(waveform, row, starts % CLIP_SAMPLES, thump, np.full(2, rng.uniform(4, 12)))
+    # Crackles: each crackling patient has 8-16 clicks at random moments of inspiration.
+    crackling = np.flatnonzero(sound == 1)
+    counts = rng.integers(8, 17, len(crackling))
+    rows = np.repeat(crackling, counts)
+    inside = np.flatnonzero(INSPIRATION > 0.3)  # the loud part of the inspiration
+    starts = offsets[rows] + rng.integers(inside[0], inside[-1] + 1, len(rows))
+    clicks = _damped_sines(0.012, np.repeat(rng.uniform(0.001, 0.003, len(crackling)), counts),
+                           np.repeat(rng.uniform(400, 1200, len(crackling)), counts))
+    gains = rng.uniform(4, 8, len(rows)) * rng.choice([-1, 1], len(rows))
+    _add_events(waveform, rows, starts, gains[:, None].astype(np.float32) * clicks)
+    # Heart: two thumps half a second apart (give or take 50 ms).
+    first = rng.integers(0, CLIP_SAMPLES, n)
+    second = first + CLIP_SAMPLES // 2 + rng.integers(-200, 200, n)
+    thumps = _damped_sines(0.1, np.full(n, 0.02), rng.uniform(40, 70, n))
+    thumps *= rng.uniform(4, 12, (n, 1)).astype(np.float32)
+    _add_events(waveform, np.concatenate([np.arange(n)] * 2), np.concatenate([first, second]),
+                np.concatenate([thumps, thumps]))
     peak = np.abs(waveform).max(axis=1, keepdims=True)
     return (waveform / peak * rng.uniform(0.5, 0.9, (n, 1))).astype(np.float32)
 
