@@ -41,8 +41,12 @@ notebooks-test: env
 bench: env
 	$(BIN)/python tools/bench.py
 
+# Notebooks with solutions whose student copies (<name>_student.ipynb) are generated from them.
+MASTERS := notebooks/08_capstone_medical_diagnosis.ipynb
+
 execute-notebooks: env
-	$(BIN)/python tools/notebooks.py execute notebooks/*.ipynb
+	$(BIN)/python tools/notebooks.py execute $(filter-out %_student.ipynb,$(wildcard notebooks/*.ipynb))
+	for master in $(MASTERS); do $(BIN)/python tools/make_student_notebook.py $$master; done
 
 format-notebooks: env
 	$(BIN)/python tools/notebooks.py format notebooks/*.ipynb
