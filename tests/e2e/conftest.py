@@ -94,21 +94,35 @@ def browser(chromium_path):
         launched.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.call_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def open_chapter(browser, lab, repo_root):
-    """Open a chapter in a fresh browser context; afterwards check that nothing was saved."""
-    contexts = []
+def open_chapter(request, browser, lab, repo_root):
+    """Open a chapter in a fresh browser context; afterwards check that nothing was saved.
+    When the test fails, the page is saved as screenshots/<chapter>-FAILED.png."""
+    opened = []
 
     def _open(name: str) -> ChapterPage:
         assert (repo_root / "notebooks" / name).exists(), f"notebooks/{name} is missing"
         context = browser.new_context(viewport=VIEWPORT)
-        contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
+        opened.append((context, page, name))
         return ChapterPage(page, lab, name).open()
 
     yield _open
-    for context in contexts:
+    for context, page, name in opened:
+        if getattr(request.node, "call_failed", False):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            failed = SCREENSHOTS / f"{Path(name).stem}-FAILED.png"
+            page.screenshot(path=str(failed))
+            print(f"the page when the test failed: {failed}")
         context.close()
     lab.shut_down_kernels()
     saved = [line for line in lab.log.read_text().splitlines() if "Saving file" in line]

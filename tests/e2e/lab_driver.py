@@ -285,6 +285,14 @@ def trace_paths(area: Locator, selector: str = ".scatterlayer .trace path.js-lin
     return [p.get_attribute("d") or "" for p in area.locator(selector).all()]
 
 
+def plotly_traces(area: Locator) -> list[dict]:
+    """The traces plotly.js drew in the first plot of ``area`` (name, x, y), read from the
+    plot element itself: the numbers behind the bars and lines on screen."""
+    return area.locator(".js-plotly-plot").first.evaluate(
+        "plot => plot.data.map(trace => ({name: trace.name ?? null, "
+        "x: Array.from(trace.x ?? []), y: Array.from(trace.y ?? [])}))")
+
+
 def image_sources(area: Locator, selector: str = "img") -> list[str]:
     return [img.get_attribute("src") or "" for img in area.locator(selector).all()]
 

@@ -15,6 +15,7 @@ from lab_driver import (
     equals,
     html_text,
     plotly_titles,
+    plotly_traces,
     press,
     readout,
     slider,
@@ -102,17 +103,28 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
 
         return wait_for(consistent, 10, lambda: f"a consistent read-out: {read(area)}")
 
+    def bar_lengths():
+        return {trace["name"]: trace["x"] for trace in plotly_traces(area)}
+
+    def check_bar(shown: Shown, what: str) -> None:
+        """The stacked bar plotly drew holds the read-out's numbers, segment by segment."""
+        expected = {"images": [shown.images * shown.per_image], "audio": [shown.audio_tokens],
+                    "prompt": [shown.prompt_tokens], "left for generation": [shown.left]}
+        equals(bar_lengths, expected, what=f"the stacked bar after {what}")
+
     def move(name: str, key: str, what):
         before, drawn = read(area), plot()
         press(sliders[name], key)
         after = wait_for(lambda: (s := settled_read()) != before and what(before, s) and s, 10,
                          lambda: f"{name} {key}: {before} -> {read(area)}")
+        check_bar(after, f"{name} {key}")
         if after.used != before.used or after.context != before.context:
-            changed(plot, drawn, what=f"the stacked bar after {name} {key}")
+            changed(plot, drawn, what=f"the drawn bar after {name} {key}")
         return after
 
     shown = settled_read()
     check_totals(shown)
+    check_bar(shown, "Run All")
 
     shown = move("context", "End", lambda b, a: a.context == 4096 and a.used == b.used)
     equals(lambda: readout(sliders["context"]), "4096", what="the context read-out")
@@ -155,6 +167,7 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
     equals(lambda: readout(sliders["context"]), "32", what="the context read-out after a drag")
     shown = wait_for(lambda: (s := settled_read()).context == 32 and s, 10, "context 32")
     assert shown.title.startswith("Over budget:") and shown.left == 0
+    check_bar(shown, "dragging the context slider")
     equals(lambda: len(plot()[1]), bands + 1, what="the number of shapes (the red band)")
 
     shot = chapter.screenshot(screenshots, area, "budget_calculator")
