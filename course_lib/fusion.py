@@ -127,28 +127,41 @@ def pool_tokens(tensor: torch.Tensor) -> torch.Tensor:
 
 def modality_dropout(
     features: Features, p: float, generator: torch.Generator | None = None
-) -> dict[str, torch.Tensor]:
-    """Drop each modality of a training batch with probability ``p`` (at least one is kept).
+) -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Drop each modality of each training example with probability ``p`` (keeping one).
 
-    Training on batches with modalities missing teaches a model not to lean on one of them
-    and to cope when one is absent at test time. Dropped modalities are removed from the dict
-    (for a model that needs every input, follow with :func:`zero_fill`).
+    Training on examples with modalities missing teaches a model not to lean on one of them
+    and to cope when one is absent at test time. Examples that kept the same modalities are
+    grouped, so that each group is an ordinary batch with fewer modalities (for a model that
+    needs every input, follow with :func:`zero_fill`).
 
     Args:
         features: the batch, modality -> ``(B, ...)``.
-        p: drop probability per modality, in [0, 1).
+        p: drop probability per modality and example, in [0, 1).
         generator: optional random generator, for reproducible training.
+
+    Returns:
+        A list of ``(rows, kept_features)``: ``rows`` indexes the batch ``(B_g,)``;
+        ``kept_features`` maps each kept modality to its rows ``(B_g, ...)``. The groups'
+        rows partition ``range(B)``.
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p must be in [0, 1), got {p}")
     if len(features) == 0:
         raise ValueError("features is empty: nothing to drop")
     names = list(features)
-    keep = torch.rand(len(names), generator=generator) >= p
-    if not keep.any():
-        keep[torch.randint(len(names), (1,), generator=generator)] = True
-    return {name: features[name] for name, kept in zip(names, keep.tolist(), strict=True)
-            if kept}
+    batch = len(next(iter(features.values())))
+    keep = torch.rand(batch, len(names), generator=generator) >= p
+    lost_all = ~keep.any(dim=1)  # give those examples back one modality, chosen at random
+    rescued = torch.randint(len(names), (int(lost_all.sum()),), generator=generator)
+    keep[lost_all.nonzero()[:, 0], rescued] = True
+    groups = []
+    for pattern in keep.unique(dim=0):
+        rows = (keep == pattern).all(dim=1).nonzero()[:, 0]
+        kept = {name: features[name][rows] for name, on in zip(names, pattern.tolist(),
+                                                                strict=True) if on}
+        groups.append((rows, kept))
+    return groups
 
 
 def zero_fill(features: Features, input_dims: Mapping[str, int]) -> dict[str, torch.Tensor]:
@@ -557,8 +570,9 @@ def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, ep
         tokens: modality -> ``(N, T_m, D_m)``; each model reads them via :func:`model_inputs`
             (hybrid fusion the tokens, the others the flattened vectors).
         labels: ``(N,)`` class indices.
-        modality_dropout_p: if > 0, each training batch goes through :func:`modality_dropout`
-            (and :func:`zero_fill` for models that need every modality).
+        modality_dropout_p: if > 0, each example of each training batch loses each modality
+            with this probability (:func:`modality_dropout`; models that need every modality
+            get :func:`zero_fill` stand-ins); the loss is the mean over all examples.
     """
     names = list(model.input_dims)
     missing = [name for name in names if name not in tokens]
@@ -568,12 +582,15 @@ def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, ep
     generator = torch.Generator().manual_seed(seed)
 
     def loss_of_batch(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        features = dict(zip(names, batch[:-1], strict=True))
-        if modality_dropout_p > 0:
-            features = modality_dropout(features, modality_dropout_p, generator)
+        features, labels = dict(zip(names, batch[:-1], strict=True)), batch[-1]
+        if modality_dropout_p == 0:
+            return fusion_loss(model, features, labels)
+        total = torch.zeros((), device=labels.device)
+        for rows, kept in modality_dropout(features, modality_dropout_p, generator):
             if getattr(model, "requires_all_modalities", False):
-                features = zero_fill(features, model.input_dims)
-        return fusion_loss(model, features, batch[-1])
+                kept = zero_fill(kept, model.input_dims)
+            total = total + fusion_loss(model, kept, labels[rows]) * len(rows) / len(labels)
+        return total
 
     return train(model, loss_of_batch, [inputs[name] for name in names] + [labels],
                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)

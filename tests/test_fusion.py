@@ -293,21 +293,27 @@ def test_only_decision_level_fusion_fails_when_the_label_is_an_interaction():
 
 
 # ----------------------------------------------------------------------------- missing modalities
-def test_modality_dropout_drops_each_modality_with_probability_p_but_keeps_one():
+def test_modality_dropout_drops_each_modality_of_each_example_with_probability_p():
     generator = torch.Generator().manual_seed(0)
-    features, p, draws = vectors(), 0.4, 4000
-    kept_counts = {"image": 0, "audio": 0}
+    features, p, draws = vectors(batch=200), 0.4, 40
+    absent = {"image": 0, "audio": 0}
     for _ in range(draws):
-        kept = modality_dropout(features, p, generator)
-        assert 1 <= len(kept) <= 2
-        for name in kept:
-            assert kept[name] is features[name]
-            kept_counts[name] += 1
+        groups = modality_dropout(features, p, generator)
+        rows = torch.cat([group_rows for group_rows, _ in groups])
+        assert torch.equal(rows.sort().values, torch.arange(200))  # a partition of the batch
+        for group_rows, kept in groups:
+            assert 1 <= len(kept) <= 2
+            for name in features:
+                if name in kept:
+                    assert torch.equal(kept[name], features[name][group_rows])
+                else:
+                    absent[name] += len(group_rows)
     # P(absent) = p(1 - p) + p^2 / 2: dropped alone, or both dropped and the other restored.
     expected_absent = p * (1 - p) + p * p / 2
-    for name, count in kept_counts.items():
-        assert 1 - count / draws == pytest.approx(expected_absent, abs=0.03), name
-    assert modality_dropout(features, 0.0, generator).keys() == features.keys()
+    for name, count in absent.items():
+        assert count / (200 * draws) == pytest.approx(expected_absent, abs=0.02), name
+    groups = modality_dropout(features, 0.0, generator)
+    assert len(groups) == 1 and groups[0][1].keys() == features.keys()
 
 
 def test_modality_dropout_rejects_bad_probabilities():
