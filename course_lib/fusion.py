@@ -122,6 +122,8 @@ def check_input_dims(input_dims: Mapping[str, int], num_classes: int) -> None:
 
 def pool_tokens(tensor: torch.Tensor) -> torch.Tensor:
     """Mean over the token axis: ``(B, T, D) -> (B, D)``; vectors ``(B, D)`` pass through."""
+    if tensor.ndim not in (2, 3):
+        raise ValueError(f"tensor must be (B, D) or (B, T, D), got shape {tuple(tensor.shape)}")
     return tensor.mean(dim=1) if tensor.ndim == 3 else tensor
 
 
@@ -179,7 +181,7 @@ def zero_fill(features: Features, input_dims: Mapping[str, int]) -> dict[str, to
     return filled
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
     """Two hidden layers with GELU: ``in_dim -> hidden_dim -> hidden_dim -> out_dim``."""
     return nn.Sequential(
         nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
@@ -211,7 +213,7 @@ class EarlyFusion(nn.Module):
         super().__init__()
         check_input_dims(input_dims, num_classes)
         self.input_dims = dict(input_dims)
-        self.net = mlp(sum(self.input_dims.values()), hidden_dim, num_classes, dropout)
+        self.net = _mlp(sum(self.input_dims.values()), hidden_dim, num_classes, dropout)
 
     def forward(self, features: Features) -> torch.Tensor:
         present = check_features(features, self.input_dims)
@@ -250,7 +252,7 @@ class LateFusion(nn.Module):
             raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
         self.input_dims, self.combine, self.num_classes = dict(input_dims), combine, num_classes
         self.models = nn.ModuleDict(
-            {name: mlp(width, hidden_dim, num_classes, dropout)
+            {name: _mlp(width, hidden_dim, num_classes, dropout)
              for name, width in input_dims.items()}
         )
         self.modality_weight_logits = nn.Parameter(torch.zeros(len(input_dims)))
@@ -310,7 +312,7 @@ class EmbeddingConcatFusion(nn.Module):
         check_input_dims(input_dims, num_classes)
         self.input_dims = dict(input_dims)
         self.encoders = nn.ModuleDict(
-            {name: mlp(width, hidden_dim, embed_dim) for name, width in input_dims.items()}
+            {name: _mlp(width, hidden_dim, embed_dim) for name, width in input_dims.items()}
         )
         self.head = nn.Sequential(
             nn.GELU(), nn.Linear(embed_dim * len(input_dims), hidden_dim), nn.GELU(),
@@ -426,6 +428,9 @@ class Standardizer:
     """
 
     def __init__(self, training_tokens: torch.Tensor) -> None:
+        if training_tokens.ndim < 2 or training_tokens[..., 0].numel() < 2:
+            raise ValueError(f"training_tokens must be (N, D) or (N, T, D) with at least two rows, "
+                             f"got shape {tuple(training_tokens.shape)}")
         flat = training_tokens.reshape(-1, training_tokens.shape[-1])
         self.mean, self.std = flat.mean(dim=0), flat.std(dim=0).clamp_min(1e-6)
 
@@ -472,7 +477,14 @@ class DigitTokenizer:
 
 
 def flatten_tokens(features: Features) -> dict[str, torch.Tensor]:
-    """Each modality's tokens ``(B, T, D)`` joined into one vector ``(B, T*D)`` (keeps order)."""
+    """Each modality's tokens ``(B, T, D)`` joined into one vector ``(B, T*D)`` (keeps order).
+
+    Vectors ``(B, D)`` pass through unchanged.
+    """
+    for name, value in features.items():
+        if value.ndim not in (2, 3):
+            raise ValueError(f"features[{name!r}] must be (B, D) or (B, T, D), got shape "
+                             f"{tuple(value.shape)}")
     return {name: value.flatten(1) for name, value in features.items()}
 
 

@@ -16,6 +16,7 @@ from course_lib.fusion import (
     concatenate_features,
     linear_combiner,
     modality_dropout,
+    pool_tokens,
     zero_fill,
 )
 
@@ -322,6 +323,14 @@ def test_modality_dropout_rejects_bad_probabilities():
             modality_dropout(vectors(), p)
     with pytest.raises(ValueError, match="features is empty"):
         modality_dropout({}, 0.5)
+
+
+def test_pooling_averages_tokens_and_refuses_other_shapes():
+    tokens = torch.arange(24.0).reshape(2, 3, 4)
+    torch.testing.assert_close(pool_tokens(tokens), tokens.sum(1) / 3)
+    assert torch.equal(pool_tokens(tokens[:, 0]), tokens[:, 0])  # vectors pass through
+    with pytest.raises(ValueError, match=r"tensor must be \(B, D\) or \(B, T, D\)"):
+        pool_tokens(torch.zeros(4))
 
 
 def test_zero_fill_gives_missing_modalities_zero_vectors_so_early_fusion_runs():

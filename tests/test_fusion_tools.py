@@ -60,6 +60,8 @@ def test_standardizer_centres_and_scales_each_feature_with_training_statistics()
     torch.testing.assert_close(flat.std(0), torch.ones(4), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="tokens have width 3"):
         standardize(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="training_tokens must be"):
+        Standardizer(torch.zeros(1, 4))
 
 
 def test_digit_tokenizer_makes_one_image_token_and_five_audio_tokens_standardised():
@@ -77,6 +79,9 @@ def test_digit_tokenizer_makes_one_image_token_and_five_audio_tokens_standardise
     flat = flatten_tokens(tokens)
     assert flat["audio"].shape == (len(data), 160)
     assert torch.equal(flat["audio"][1, 32:64], tokens["audio"][1, 1])  # token order is kept
+    assert flatten_tokens({"image": pixels[:2]})["image"].shape == (2, 64)  # vectors pass
+    with pytest.raises(ValueError, match=r"features\['image'\] must be \(B, D\) or"):
+        flatten_tokens({"image": pixels[0]})
     with pytest.raises(ValueError, match="images and waveforms must pair up"):
         tokenizer(data.images[:3], data.waveforms[:4])
     with pytest.raises(ValueError, match=r"images must be \(N, 1, H, W\)"):
