@@ -15,8 +15,13 @@ example ``(B, D_m)`` or a token sequence ``(B, T_m, D_m)``:
   them with real transformer blocks (self-attention over the joint sequence), then a head.
 
 Token sequences: early fusion and the per-modality models of late fusion mean-pool them over
-T (flatten them yourself, ``x.flatten(1)``, to keep every token at the cost of width); hybrid
-fusion keeps every token.
+T (flatten them first, :func:`flatten_tokens`, to keep every token at the cost of width);
+hybrid fusion keeps every token.
+
+The second half of the module holds what chapter 05 measures with: the worked-example
+functions, :func:`modality_dropout`, the digits' tokenizer, alignment by timestamps,
+evaluation (accuracy with modalities removed), int8 weight quantisation, training
+(:func:`train_fusion`) and the fusion playground's logic.
 """
 
 from __future__ import annotations
