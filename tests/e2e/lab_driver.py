@@ -79,11 +79,16 @@ class ChapterPage:
         # The cells as stored: used to find a widget's cell (the page creates cell editors
         # lazily, so their text is not always in the DOM).
         self.cells = json.loads((self.lab.notebook_dir / self.name).read_text())["cells"]
+        start = time.monotonic()
         self.page.goto(self.lab.notebook_url(self.name))
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
         wait_for(lambda: self.page.locator(".jp-Notebook .jp-Cell").count() == len(self.cells),
                  timeout_s, f"the {len(self.cells)} cells of {self.name} to show")
+        shown = time.monotonic()
         self.wait_for_kernel_idle(timeout_s)
+        self.open_seconds = (shown - start, time.monotonic() - shown)
+        print(f"{self.name}: page shown in {self.open_seconds[0]:.1f} s, "
+              f"kernel idle {self.open_seconds[1]:.1f} s later")
         self.page.keyboard.press("Escape")  # command mode, in case a cell grabbed the focus
         # Fold the file browser away (click its current tab): room for wide plots.
         self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
