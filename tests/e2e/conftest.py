@@ -61,7 +61,7 @@ def lab(repo_root, tmp_path_factory) -> LabServer:
             cwd=repo_root, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    url, server = f"http://127.0.0.1:{port}", None
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -73,8 +73,11 @@ def lab(repo_root, tmp_path_factory) -> LabServer:
                     tail = log_path.read_text()[-3000:]
                     pytest.fail(f"`make lab` did not serve JupyterLab on {url}:\n{tail}")
                 time.sleep(0.5)
-        yield LabServer(url=url, token=token, log=log_path, notebook_dir=repo_root / "notebooks")
+        server = LabServer(url=url, token=token, log=log_path, notebook_dir=repo_root / "notebooks")
+        yield server
     finally:
+        for thread in server.shutting_down if server else ():
+            thread.join(timeout=30)
         os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
@@ -102,29 +105,46 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.fixture(scope="session")
+def lab_tab(browser):
+    """The browser tab that holds JupyterLab: loaded once, then each chapter opens in it
+    (loading JupyterLab takes seconds). A failed test leaves it behind: the next gets a new one.
+    """
+    holder = {}
+    yield holder
+    if "context" in holder:
+        holder["context"].close()
+
+
 @pytest.fixture
-def open_chapter(request, browser, lab, repo_root):
-    """Open a chapter in a fresh browser context; afterwards check that nothing was saved.
-    When the test fails, the page is saved as screenshots/<chapter>-FAILED.png."""
+def open_chapter(request, lab_tab, browser, lab, repo_root):
+    """Open a chapter in JupyterLab; afterwards close it without saving, end its kernel and
+    check that nothing was written. A failed test leaves screenshots/<chapter>-FAILED.png."""
     opened = []
 
     def _open(name: str) -> ChapterPage:
         assert (repo_root / "notebooks" / name).exists(), f"notebooks/{name} is missing"
-        context = browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        opened.append((context, page, name))
-        return ChapterPage(page, lab, name).open()
+        in_place = "page" in lab_tab
+        if not in_place:
+            lab_tab["context"] = browser.new_context(viewport=VIEWPORT)
+            lab_tab["page"] = lab_tab["context"].new_page()
+            lab_tab["page"].set_default_timeout(30_000)
+        chapter = ChapterPage(lab_tab["page"], lab, name)
+        opened.append(chapter)
+        return chapter.open(in_place=in_place)
 
     yield _open
-    for context, page, name in opened:
+    for chapter in opened:
         if getattr(request.node, "call_failed", False):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            failed = SCREENSHOTS / f"{Path(name).stem}-FAILED.png"
-            page.screenshot(path=str(failed))
+            failed = SCREENSHOTS / f"{Path(chapter.name).stem}-FAILED.png"
+            chapter.page.screenshot(path=str(failed))
             print(f"the page when the test failed: {failed}")
-        context.close()
-    lab.shut_down_kernels()
+            lab_tab.pop("context").close()
+            lab_tab.pop("page")
+        else:
+            chapter.close()
+        lab.shut_down_kernel(chapter.name)
     saved = [line for line in lab.log.read_text().splitlines() if "Saving file" in line]
     assert not saved, f"the browser session wrote to a notebook: {saved}"
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page
@@ -36,6 +37,7 @@ class LabServer:
     token: str
     log: Path
     notebook_dir: Path
+    shutting_down: list[threading.Thread] = field(default_factory=list)
 
     def notebook_url(self, name: str) -> str:
         # `reset` starts from an empty workspace, so a previous chapter's tabs never reopen.
@@ -48,13 +50,21 @@ class LabServer:
             body = response.read()
         return json.loads(body) if body else None
 
-    def shut_down_kernels(self) -> None:
-        """End every session (and its kernel), so finished chapters free their memory."""
-        for session in self.api("sessions"):
-            self.api(f"sessions/{session['id']}", method="DELETE")
+    def shut_down_kernel(self, name: str) -> threading.Thread:
+        """End the session (and kernel) of notebook ``name`` in the background, so a finished
+        chapter frees its memory while the next one starts."""
+        def shut_down() -> None:
+            for session in self.api("sessions"):
+                if session["path"] == name:
+                    self.api(f"sessions/{session['id']}", method="DELETE")
+
+        thread = threading.Thread(target=shut_down, daemon=True)
+        thread.start()
+        self.shutting_down.append(thread)
+        return thread
 
 
-def wait_for(condition, timeout_s: float, what, interval_s: float = 0.25):
+def wait_for(condition, timeout_s: float, what, interval_s: float = 0.1):
     """Poll ``condition()`` until it returns a truthy value; fail naming ``what`` otherwise
     (a string, or a callable that describes the state at the time of failure)."""
     deadline = time.monotonic() + timeout_s
@@ -75,24 +85,46 @@ class ChapterPage:
         self.page, self.lab, self.name = page, lab, name
 
     # -- opening and running ------------------------------------------------------------------
-    def open(self, timeout_s: float = 90) -> ChapterPage:
+    def open(self, timeout_s: float = 90, in_place: bool = False) -> ChapterPage:
+        """Load JupyterLab on this chapter (``in_place``: open it in the JupyterLab already
+        loaded in the page, with File > Open from Path...), wait for its cells and its kernel."""
         # The cells as stored: used to find a widget's cell (the page creates cell editors
         # lazily, so their text is not always in the DOM).
         self.cells = json.loads((self.lab.notebook_dir / self.name).read_text())["cells"]
         start = time.monotonic()
-        self.page.goto(self.lab.notebook_url(self.name))
+        if in_place:
+            self.menu("File", "Open from Path…")
+            path_box = self.page.locator(".jp-Dialog input")
+            path_box.fill(self.name)
+            path_box.press("Enter")
+        else:
+            self.page.goto(self.lab.notebook_url(self.name))
         self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
         wait_for(lambda: self.page.locator(".jp-Notebook .jp-Cell").count() == len(self.cells),
                  timeout_s, f"the {len(self.cells)} cells of {self.name} to show")
         shown = time.monotonic()
         self.wait_for_kernel_idle(timeout_s)
         self.open_seconds = (shown - start, time.monotonic() - shown)
-        print(f"{self.name}: page shown in {self.open_seconds[0]:.1f} s, "
+        print(f"{self.name}: shown in {self.open_seconds[0]:.1f} s, "
               f"kernel idle {self.open_seconds[1]:.1f} s later")
         self.page.keyboard.press("Escape")  # command mode, in case a cell grabbed the focus
         # Fold the file browser away (click its current tab): room for wide plots.
-        self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+        folder = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
+        if folder.count():
+            folder.click()
         return self
+
+    def close(self, timeout_s: float = 30) -> None:
+        """File > Close All Tabs, discarding the run's outputs (the file is never saved)."""
+        self.menu("File", "Close All Tabs")
+
+        def closed() -> bool:
+            discard = self.page.locator(".jp-Dialog .jp-Dialog-button", has_text="Discard")
+            if discard.count():
+                discard.first.click()
+            return self.page.locator(".jp-NotebookPanel").count() == 0
+
+        wait_for(closed, timeout_s, f"{self.name} to close")
 
     def kernel_status(self) -> str:
         items = self.page.locator(KERNEL_STATUS)
@@ -250,7 +282,7 @@ def changed(read, before, timeout_s: float = 10.0, what: str = "the plot"):
     return holder["now"]
 
 
-def steady(read, quiet_s: float = 0.75, timeout_s: float = 10.0, what: str = "the page"):
+def steady(read, quiet_s: float = 0.5, timeout_s: float = 10.0, what: str = "the page"):
     """``read()`` once it has stopped changing for ``quiet_s`` (a baseline to compare with)."""
     last, since = read(), time.monotonic()
     deadline = since + timeout_s
