@@ -103,9 +103,12 @@ def _candidate_values(control) -> list:
 
 
 def bench_widgets() -> list[dict]:
+    import torch
+
     from course_lib.widgets import benchmark_factories
     from course_lib.widgets._base import iter_controls
 
+    torch.set_num_threads(1)  # as in the chapters (course_lib.env.setup_notebook)
     rows = []
     for name, factory in sorted(benchmark_factories().items()):
         root = factory()
