@@ -22,7 +22,12 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-first-run",
 )
-ERROR_OUTPUT = '[data-mime-type="application/vnd.jupyter.error"]'
+# JupyterLab shows a traceback like any text on stderr (warnings, progress bars): an error is a
+# stderr output with a traceback, or whose last line names an exception (SyntaxError has no
+# "Traceback" header).
+STDERR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|"
+                       r"(^|\n)[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b(: .*)?\s*$")
 KERNEL_STATUS = '.jp-StatusBar-TextItem[title^="Change kernel"]'
 PROMPT_NUMBER = re.compile(r"^\[(\d+|\*| )\]:$")
 SLIDER_HANDLE = ".noUi-handle"
@@ -179,6 +184,8 @@ class ChapterPage:
 
     def _wait_until_ran(self, code_cells: int, timeout_s: float) -> None:
         def finished() -> bool:
+            errors = self.error_outputs()  # Run All stops at an error: say so at once
+            assert not errors, f"a cell of {self.name} failed:\n" + "\n".join(errors)
             prompts = self.prompts()
             if "[*]:" in prompts or not all(re.fullmatch(r"\[\d+\]:", p)
                                             for p in prompts[:code_cells]):
@@ -199,10 +206,11 @@ class ChapterPage:
 
     def error_outputs(self) -> list[str]:
         """The text of every error (traceback) output and every widget that failed to show."""
-        errors = self.page.locator(f".jp-Notebook {ERROR_OUTPUT}").all_inner_texts()
+        stderr = self.page.locator(f".jp-Notebook {STDERR_OUTPUT}").all_text_contents()
+        errors = [text for text in stderr if TRACEBACK.search(text)]
         broken = self.page.locator(".jp-Notebook .jp-OutputArea-output",
-                                   has_text="Error displaying widget").all_inner_texts()
-        return [text[:2000] for text in errors + broken]
+                                   has_text="Error displaying widget").all_text_contents()
+        return [text[-3000:] for text in errors + broken]
 
     # -- widgets ------------------------------------------------------------------------------
     def cell_index(self, code: str) -> int:
