@@ -1,4 +1,5 @@
-"""One JupyterLab server (started with `make lab`) and one headless chromium per test session.
+"""One JupyterLab server (started with `make lab`) and one headless chromium per test session;
+the chapters open one after another in the same JupyterLab tab.
 
 The server serves the repository's notebooks/ with the settings that `make lab` ships
 (.jupyter/lab/user-settings), plus one override for the tests only: autosave is off, so

@@ -29,7 +29,6 @@ STDERR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.s
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|"
                        r"(^|\n)[A-Za-z_.]*(Error|Exception|Interrupt|Exit)\b(: .*)?\s*$")
 KERNEL_STATUS = '.jp-StatusBar-TextItem[title^="Change kernel"]'
-PROMPT_NUMBER = re.compile(r"^\[(\d+|\*| )\]:$")
 SLIDER_HANDLE = ".noUi-handle"
 VIEWPORT_CORNER = (2, 300)  # over the left-hand activity bar: hovers no plot
 
