@@ -21,7 +21,7 @@ from course_lib.fusion import (
     PlaygroundData,
     playground_table,
 )
-from course_lib.widgets._base import live_figure
+from course_lib.widgets._base import as_widget, live_figure
 
 MODALITIES = ("image", "audio")
 
@@ -91,13 +91,7 @@ def fusion_playground(models: Mapping[str, nn.Module], data: PlaygroundData,
         control.observe(update, names="value")
     update()
     children = [image_slider, snr_slider, ipywidgets.HBox(list(drops.values())), readout]
-    if isinstance(view, ipywidgets.Widget):
-        children.append(view)
-    else:  # no widget manager: show the figure at the starting levels (it will not update)
-        static = ipywidgets.Output()
-        with static:
-            view.show()
-        children.append(static)
+    children.append(as_widget(view))  # a static figure where widgets cannot render
     root = ipywidgets.VBox(children)
     root.image_noise, root.snr_db, root.readout, root.figure = (image_slider, snr_slider,
                                                                 readout, view)
