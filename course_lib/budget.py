@@ -344,8 +344,32 @@ class BudgetItem:
     tokens: int
 
 
+class ContextUsage:
+    """What is left of a context window, for anything with ``context_length`` and ``used``."""
+
+    context_length: int
+
+    @property
+    def used(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def remaining(self) -> int:
+        """Positions left for generation (0 once the context is full)."""
+        return max(self.context_length - self.used, 0)
+
+    @property
+    def over_budget(self) -> int:
+        """How many tokens do not fit (0 when everything fits)."""
+        return max(self.used - self.context_length, 0)
+
+    @property
+    def fits(self) -> bool:
+        return self.used <= self.context_length
+
+
 @dataclass
-class TokenBudget:
+class TokenBudget(ContextUsage):
     """A context window being filled: ``add`` items, read ``used``, ``remaining``, ``over_budget``.
 
     Example:
@@ -370,20 +394,6 @@ class TokenBudget:
     @property
     def used(self) -> int:
         return sum(item.tokens for item in self.items)
-
-    @property
-    def remaining(self) -> int:
-        """Positions left for generation (0 once the context is full)."""
-        return max(self.context_length - self.used, 0)
-
-    @property
-    def over_budget(self) -> int:
-        """How many tokens do not fit (0 when everything fits)."""
-        return max(self.used - self.context_length, 0)
-
-    @property
-    def fits(self) -> bool:
-        return self.used <= self.context_length
 
     def tokens_by_modality(self) -> dict[str, int]:
         totals = dict.fromkeys(MODALITIES, 0)
@@ -496,7 +506,7 @@ DOWNSAMPLING_STACKS: dict[str, tuple[ConvLayer, ...]] = {
 
 
 @dataclass(frozen=True)
-class BudgetReport:
+class BudgetReport(ContextUsage):
     """What the calculator shows: per-modality tokens, totals, and a message for the learner.
 
     ``error`` is set (and the totals are 0) when the settings are impossible, e.g. a patch size
@@ -511,14 +521,6 @@ class BudgetReport:
     @property
     def used(self) -> int:
         return sum(tokens for _, tokens in self.segments)
-
-    @property
-    def remaining(self) -> int:
-        return max(self.context_length - self.used, 0)
-
-    @property
-    def over_budget(self) -> int:
-        return max(self.used - self.context_length, 0)
 
     @property
     def message(self) -> str:
