@@ -14,6 +14,7 @@ from course_lib.budget import (
     PRESETS,
     AudioFrontEnd,
     TokenBudget,
+    TokenCount,
     attention_cost,
     audio_tokens,
     calculate_budget,
@@ -204,29 +205,36 @@ def test_image_tokens_reject_bad_inputs():
 
 # ----------------------------------------------------------------------------- presets
 def test_every_preset_names_its_source():
-    assert {"micro-omni", "llava-1.5", "whisper", "qwen2-audio", "flamingo",
-            "qwen2-vl"} <= set(PRESETS)
+    assert {"micro-omni", "llava-1.5", "llava-next", "whisper", "qwen2-audio", "flamingo",
+            "qwen2-vl", "idefics3", "gpt-4o", "claude", "gemini"} <= set(PRESETS)
     for name, preset in PRESETS.items():
         assert preset.name == name and len(preset.source) > 40
         assert preset.image is not None or preset.audio is not None
+        assert preset.kind in budget.KINDS
 
 
 def test_micro_omni_preset():
     preset = get_preset("micro-omni")
-    assert preset.context_length == 512 and preset.image.tokens() == 1
-    assert preset.audio.n_mels == 128 and preset.audio.hop_length == 160
-    assert [preset.audio.tokens(s) for s in (3, 10, 30)] == [38, 126, 376]
+    assert preset.context_length == 512
+    assert preset.image_tokens(224, 224) == preset.image_tokens(1000, 750) == TokenCount(1, 0)
+    front_end = preset.audio.front_end
+    assert front_end.n_mels == 128 and front_end.hop_length == 160
+    assert [preset.audio_tokens(s).context for s in (3, 10, 30)] == [38, 126, 376]
+    assert [audio_tokens(s) for s in (3, 10, 30)] == [38, 126, 376]
 
 
 def test_llava_flamingo_and_qwen2_vl_image_presets():
-    assert get_preset("llava-1.5").image.tokens() == 576
-    flamingo = get_preset("flamingo").image
-    assert flamingo.tokens() == flamingo.tokens(448, 448) == 64
-    qwen2_vl = get_preset("qwen2-vl").image
-    assert qwen2_vl.tokens() == (224 // 28) ** 2 + 2 == 66  # the Qwen2-VL paper's 66
-    assert qwen2_vl.tokens(448, 896) == 448 * 896 // (28 * 28) + 2
-    with pytest.raises(ValueError, match="not divisible by patch_size 28"):
-        qwen2_vl.tokens(224, 210)  # 210 = 15 x 14: whole patches, but not whole 2x2 merges
+    llava = get_preset("llava-1.5")
+    for height, width in ((336, 336), (224, 224), (1000, 750), (17, 4000)):
+        assert llava.image_tokens(height, width) == TokenCount(24 * 24)  # resized to 336
+    flamingo = get_preset("flamingo")
+    assert flamingo.image_tokens(224, 224) == flamingo.image_tokens(448, 448) == \
+        TokenCount(context=1, memory=64)  # one <image> marker; 64 cross-attended latents
+    qwen2_vl = get_preset("qwen2-vl")
+    assert qwen2_vl.image_tokens(224, 224).context == (224 // 28) ** 2 + 2 == 66  # paper: 66
+    assert qwen2_vl.image_tokens(448, 896).context == 448 * 896 // (28 * 28) + 2
+    # 210 = 7.5 x 28: the processor rounds it (Python's round: to 8), it does not refuse it.
+    assert qwen2_vl.image_tokens(224, 210).context == 66
 
 
 def test_whisper_preset_equals_its_padded_stft_and_convs():
@@ -238,18 +246,23 @@ def test_whisper_preset_equals_its_padded_stft_and_convs():
     convs = nn.Sequential(nn.Conv1d(201, 4, 3, padding=1), nn.Conv1d(4, 4, 3, 2, padding=1))
     with torch.no_grad():
         positions = convs(frames).shape[-1]
-    whisper = get_preset("whisper").audio
-    assert positions == 1500 == whisper.tokens(30) == whisper.tokens(3)
-    assert whisper.tokens(45) == 3000 and whisper.tokens_per_second() == 50
+    whisper = get_preset("whisper")
+    assert TokenCount(memory=positions) == whisper.audio_tokens(30) == whisper.audio_tokens(3)
+    assert whisper.audio_tokens(45) == TokenCount(memory=2 * 1500)  # two 30 s windows
+    assert whisper.context_length == 448  # the decoder's own text positions
 
 
 def test_qwen2_audio_preset_equals_its_published_length_formula():
-    qwen = get_preset("qwen2-audio").audio
-    for seconds in (1, 3, 10, 17.3, 30):
-        mel_frames = round(seconds * 16000) // 160  # Whisper framing: the last frame dropped
+    qwen = get_preset("qwen2-audio")
+    for seconds in (1, 3, 10, 17.3, 17.3333, 30, 45, 0.0125):
+        samples = min(round(seconds * 16000), 30 * 16000)  # the processor cuts at 30 s
+        mel_frames = math.ceil(samples / 160)  # frames kept by the feature attention mask
         after_conv = (mel_frames - 1) // 2 + 1
-        assert qwen.tokens(seconds) == (after_conv - 2) // 2 + 1, seconds
-    assert qwen.tokens(30) == 750 and qwen.tokens_per_second() == 25
+        expected = (after_conv - 2) // 2 + 1 + 2  # + <|audio_bos|> and <|audio_eos|>
+        assert qwen.audio_tokens(seconds) == TokenCount(expected), seconds
+    assert qwen.audio_tokens(30) == qwen.audio_tokens(45) == TokenCount(750 + 2)
+    assert qwen.audio_tokens(0.01) == TokenCount(2)  # 1 frame: no audio token, no error
+    assert qwen.audio_tokens(0) == TokenCount()  # no clip
 
 
 def test_unknown_preset_is_refused_by_name():
@@ -333,13 +346,23 @@ def test_image_scaling_costs_one_image_by_hand():
     costs = image_scaling_costs([1], text_tokens=3, tokens_per_image=4, num_latents=2, width=d,
                                 depth=2, cross_attention_every=2, resampler_depth=1,
                                 bytes_per_value=1)
+    ffn = 11008  # the default SwiGLU width (Vicuna-7B)
     # LLaVA: 7 positions, 2 layers: scores 4*7*7*d, projections 2*d*d*(4*7) per layer.
-    assert costs["llava_flops"] == [2 * (4 * 49 * d + 2 * d * d * 28)]
+    assert costs["llava_attention_flops"] == [2 * (4 * 49 * d + 2 * d * d * 28)]
+    # SwiGLU: gate, up and down matrices (d x ffn each), 2 FLOPs per multiply-add, 7 positions.
+    assert costs["llava_mlp_flops"] == [2 * 3 * 2 * 7 * d * ffn]
+    assert costs["llava_flops"] == [costs["llava_attention_flops"][0]
+                                    + costs["llava_mlp_flops"][0]]
     # Flamingo: LM over 4 positions (2 layers), 1 cross layer 4 -> 2 latents, resampler 2 -> 6.
     lm = 2 * (4 * 16 * d + 2 * d * d * 16)
     cross = 4 * 4 * 2 * d + 2 * d * d * (2 * 4 + 2 * 2)
     resampler = 4 * 2 * 6 * d + 2 * d * d * (2 * 2 + 2 * 6)
-    assert costs["flamingo_flops"] == [lm + cross + resampler]
+    assert costs["flamingo_attention_flops"] == [lm + cross + resampler]
+    # MLPs: the LM's SwiGLU over 4 positions (2 layers), the dense block after the one
+    # cross-attention (4 positions) and the resampler's (2 latents): plain, width 4d.
+    mlps = 2 * 3 * 2 * 4 * d * ffn + 2 * 2 * 4 * d * 4 * d + 2 * 2 * 2 * d * 4 * d
+    assert costs["flamingo_mlp_flops"] == [mlps]
+    assert costs["flamingo_flops"] == [lm + cross + resampler + mlps]
     assert costs["flamingo_kv_bytes"] == [2 * 2 * 4 * d + 2 * 2 * d]
 
 
@@ -387,6 +410,9 @@ def test_calculator_with_whisper_settings_matches_the_preset():
                                   framing="centre-drop-last", window_seconds=30,
                                   pad_to_window=True,
                                   downsampling="Whisper: conv + stride-2 conv (2x)")
-        assert report.segments[1][1] == get_preset("whisper").audio.tokens(seconds)
-    assert budget.DOWNSAMPLING_STACKS["Qwen2-Audio: Whisper convs + pool (4x)"] == \
-        get_preset("qwen2-audio").audio.downsampling
+        assert report.segments[1][1] == get_preset("whisper").audio_tokens(seconds).memory
+    # Qwen2-Audio's stack by hand (custom mode): 30 s, 3000 frames -> 1500 -> 750 tokens.
+    report = calculate_budget(num_images=0, audio_seconds=30, framing="centre-drop-last",
+                              downsampling="Qwen2-Audio: Whisper convs + pool (4x)")
+    assert report.segments[1][1] == 750 == \
+        get_preset("qwen2-audio").audio_tokens(30).context - 2
