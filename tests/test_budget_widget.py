@@ -122,6 +122,13 @@ def test_qwen2_audio_preset_gives_25_tokens_per_second(calculator):
     assert bar(calculator)["audio"] == 750 + 2  # cut at 30 s
 
 
+def test_a_long_context_preset_extends_the_context_slider(calculator):
+    calculator.preset.value = "gemini"
+    assert calculator.context.value == calculator.context.max == 1_048_576
+    calculator.preset.value = "micro-omni"
+    assert (calculator.context.value, calculator.context.max) == (512, 8192)
+
+
 def test_moving_a_recipe_control_leaves_the_preset(calculator):
     calculator.preset.value = "llava-1.5"
     calculator.images.value = 2  # an input: the preset stays

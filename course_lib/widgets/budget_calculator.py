@@ -31,7 +31,7 @@ FRAMING_OPTIONS = (("centre-padded (torch.stft)", "centre"),
                    ("no padding", "no-padding"))
 PATCH_SIZES = (8, 14, 16, 28, 32)
 WINDOW_SECONDS = 30.0
-MAX_CONTEXT = 1_048_576  # the largest preset context (gemini)
+MAX_CONTEXT = 8192  # the slider's range; a preset with a longer context extends it
 
 
 def default_tokenizer(vocab_size: int = 400) -> BPETokenizer:
@@ -201,6 +201,7 @@ def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
 
     def _apply_preset(name: str) -> None:
         chosen = PRESETS[name]
+        context.max = max(MAX_CONTEXT, chosen.context_length or 0)
         if chosen.context_length is not None:
             context.value = chosen.context_length
         images.value = 0 if chosen.image is None else max(images.value, 1)

@@ -2,7 +2,8 @@
 
 The page's own numbers are checked against each other and against hand formulas: used =
 images x tokens per image + audio tokens + prompt tokens; left = context - used; centre-padded
-STFT frames = 1 + samples // hop; three stride-2 convolutions give ceil(ceil(ceil(F/2)/2)/2).
+STFT frames = 1 + samples // hop; three stride-2 convolutions give ceil(ceil(ceil(F/2)/2)/2);
+Whisper's memory is 1500 per started 30 s window, beside a 448-position context.
 """
 
 import math
@@ -26,8 +27,10 @@ from lab_driver import (
 CHAPTER = "07_token_budget.ipynb"
 SAMPLE_RATE = 16000
 SUMMARY = re.compile(r"Tokens left for generation: (\d+) \(used (\d+) of (\d+)\)")
-IMAGES = re.compile(r"images: (\d+) x (\d+) tokens \(([\w+]+), (\d+) px, patch (\d+)\)")
-AUDIO = re.compile(r"audio: ([\d.]+) s -> (\d+) STFT frames -> (\d+) tokens")
+MEMORY = re.compile(r"cross-attended memory: (\d+) positions")
+IMAGES = re.compile(r"images: (\d+) x (\d+) tokens.*?(\d+) x (\d+) px")
+AUDIO = re.compile(r"audio: (\d+) tokens|audio: [\d.]+ s -> \d+ STFT frames[^>]*-> (\d+) tokens")
+FRAMES = re.compile(r"([\d.]+) s -> (\d+) STFT frames -> (\d+) tokens")
 PROMPT = re.compile(r"prompt: (\d+) tokens")
 
 
@@ -36,9 +39,10 @@ class Shown:
     left: int
     used: int
     context: int
+    memory: int
     images: int
     per_image: int
-    image_size: int
+    image_height: int
     audio_seconds: float
     frames: int
     audio_tokens: int
@@ -48,15 +52,20 @@ class Shown:
 
 def read(area) -> Shown:
     text = "\n".join(html_text(area))
-    summary, images, prompt = SUMMARY.search(text), IMAGES.search(text), PROMPT.search(text)
-    assert summary and images and prompt, f"unexpected calculator read-out {text!r}"
-    audio = AUDIO.search(text)
+    summary, memory, prompt = SUMMARY.search(text), MEMORY.search(text), PROMPT.search(text)
+    assert summary and memory and prompt, f"unexpected calculator read-out {text!r}"
+    images, audio, frames = IMAGES.search(text), AUDIO.search(text), FRAMES.search(text)
+    if images is None:
+        assert "images: none" in text, text
     if audio is None:
         assert "audio: none" in text, text
     titles = plotly_titles(area)
-    return Shown(*map(int, summary.groups()), int(images.group(1)), int(images.group(2)),
-                 int(images.group(4)), float(audio.group(1)) if audio else 0.0,
-                 int(audio.group(2)) if audio else 0, int(audio.group(3)) if audio else 0,
+    return Shown(*map(int, summary.groups()), int(memory.group(1)),
+                 int(images.group(1)) if images else 0, int(images.group(2)) if images else 0,
+                 int(images.group(3)) if images else 0,
+                 float(frames.group(1)) if frames else 0.0,
+                 int(frames.group(2)) if frames else 0,
+                 int(audio.group(1) or audio.group(2)) if audio else 0,
                  int(prompt.group(1)), titles[0] if titles else "")
 
 
@@ -64,11 +73,19 @@ def check_totals(shown: Shown) -> None:
     used = shown.images * shown.per_image + shown.audio_tokens + shown.prompt_tokens
     assert shown.used == used, shown
     assert shown.left == max(shown.context - shown.used, 0), shown
+    memory = (f" Plus {shown.memory} memory positions read through cross-attention."
+              if shown.memory else "")
     if shown.used <= shown.context:
-        assert shown.title == f"Fits: {used} of {shown.context} used, {shown.left} left.", shown
+        assert shown.title == (f"Fits: {used} of {shown.context} used, {shown.left} left."
+                               f"{memory}"), shown
     else:
         assert shown.title == (f"Over budget: {used} tokens do not fit in a context of "
-                               f"{shown.context}; remove {used - shown.context} tokens."), shown
+                               f"{shown.context}; remove {used - shown.context} tokens."
+                               f"{memory}"), shown
+
+
+def shown_seconds(sliders) -> float:
+    return float(readout(sliders["audio s"]))
 
 
 def downsampled(frames: int) -> int:
@@ -85,7 +102,7 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
     assert counts == list(range(1, len(counts) + 1))
 
     area = chapter.output_of("budget_calculator(", plots=1)
-    names = ("context", "images", "resolution px", "latents", "delimiters/img", "audio s",
+    names = ("context", "images", "height px", "latents", "delimiters/img", "audio s",
              "hop samples")
     sliders = {name: slider(area, name) for name in names}
 
@@ -108,9 +125,18 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
 
     def check_bar(shown: Shown, what: str) -> None:
         """The stacked bar plotly drew holds the read-out's numbers, segment by segment."""
-        expected = {"images": [shown.images * shown.per_image], "audio": [shown.audio_tokens],
-                    "prompt": [shown.prompt_tokens], "left for generation": [shown.left]}
-        equals(bar_lengths, expected, what=f"the stacked bar after {what}")
+        drawn = {"images": [shown.images * shown.per_image], "audio": [shown.audio_tokens],
+                 "prompt": [shown.prompt_tokens], "left for generation": [shown.left]}
+
+        def context_bar():
+            return {name: x for name, x in bar_lengths().items() if name in drawn}
+
+        def memory_bar():
+            bars = bar_lengths()
+            return bars["image memory"][0] + bars["audio memory"][0]
+
+        equals(context_bar, drawn, what=f"the stacked context bar after {what}")
+        equals(memory_bar, shown.memory, what=f"the memory bar after {what}")
 
     def move(name: str, key: str, what):
         before, drawn = read(area), plot()
@@ -126,17 +152,26 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
     check_totals(shown)
     check_bar(shown, "Run All")
 
-    shown = move("context", "End", lambda b, a: a.context == 4096 and a.used == b.used)
-    equals(lambda: readout(sliders["context"]), "4096", what="the context read-out")
-    selected = area.locator(".widget-toggle-button.mod-active").all_inner_texts()
-    assert [text.strip() for text in selected] == ["custom"], "a moved slider leaves the preset"
+    def selected_preset():
+        active = area.locator(".widget-toggle-button.mod-active").all_inner_texts()
+        return [text.strip() for text in active]
+
+    shown = move("context", "End", lambda b, a: a.context == 8192 and a.used == b.used)
+    equals(lambda: readout(sliders["context"]), "8192", what="the context read-out")
+    assert selected_preset() == ["micro-omni"], "an input slider keeps the preset"
 
     shown = move("images", "ArrowRight",
                  lambda b, a: a.images == b.images + 1 and a.used == b.used + b.per_image)
-    shown = move("resolution px", "End", lambda b, a: a.image_size == 672)
+    # micro-omni resizes every image to 224 x 224 and keeps its CLS token: still 1 per image.
+    before = settled_read()
+    press(sliders["height px"], "End")
+    shown = wait_for(lambda: (s := settled_read()).image_height == 4096 and s, 10,
+                     "height 4096 px")
+    assert shown.per_image == before.per_image == 1 and shown.used == before.used
     shown = move("delimiters/img", "ArrowRight",
                  lambda b, a: a.per_image == b.per_image + 1
                  and a.used == b.used + a.images)
+    assert selected_preset() == ["custom"], "a moved recipe control leaves the preset"
 
     # Latents only count in resampler mode: choose it, then one more latent per image.
     area.locator("select").filter(has_text="resampler latents").select_option(
@@ -151,14 +186,14 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
     framing = area.locator("select").filter(has_text="centre-padded").evaluate(
         "select => select.options[select.selectedIndex].text").replace("\xa0", " ")
     assert framing == "centre-padded (torch.stft)", f"unexpected STFT framing {framing!r}"
-    shown = move("audio s", "End", lambda b, a: a.audio_seconds == 60.0)
+    shown = move("audio s", "End", lambda b, a: a.audio_seconds == 120.0)
     hop = int(readout(sliders["hop samples"]))
-    assert shown.frames == 1 + 60 * SAMPLE_RATE // hop, shown
+    assert shown.frames == 1 + 120 * SAMPLE_RATE // hop, shown
     assert shown.audio_tokens == downsampled(shown.frames), shown
 
     shown = move("hop samples", "ArrowRight", lambda b, a: a.frames < b.frames)
     hop = int(readout(sliders["hop samples"]))
-    assert shown.frames == 1 + 60 * SAMPLE_RATE // hop, shown
+    assert shown.frames == 1 + 120 * SAMPLE_RATE // hop, shown
     assert shown.audio_tokens == downsampled(shown.frames), shown
 
     # The mouse: drag the context window down to its minimum: over budget, a red band appears.
@@ -169,6 +204,29 @@ def test_budget_calculator_recounts_on_every_slider(open_chapter, screenshots):
     assert shown.title.startswith("Over budget:") and shown.left == 0
     check_bar(shown, "dragging the context slider")
     equals(lambda: len(plot()[1]), bands + 1, what="the number of shapes (the red band)")
+
+    # A thing to try from the chapter: press whisper. The prompt goes to the decoder's 448
+    # positions, the clip to 1500 memory positions per started 30 s window (here 120 s: 4).
+    area.locator(".widget-toggle-button").filter(has_text=re.compile("^whisper$")).click()
+    shown = wait_for(lambda: (s := settled_read()).context == 448 and s, 10, "whisper preset")
+    assert shown.memory == 1500 * math.ceil(shown_seconds(sliders) / 30), shown
+    assert shown.images == 0 and shown.audio_tokens == 0 and shown.used == shown.prompt_tokens
+    assert shown.title.startswith("Fits:"), shown
+    check_bar(shown, "pressing whisper")
+    assert selected_preset() == ["whisper"]
+
+    # The long labels are readable: the checkbox's text and the longest downsampling option.
+    label = area.locator(".widget-checkbox").filter(has_text="Whisper")
+    assert label.evaluate("box => [...box.querySelectorAll('*')].every("
+                          "e => e.scrollWidth <= e.clientWidth + 1)"), "checkbox label clipped"
+    select = area.locator("select").filter(has_text="Qwen2-Audio")
+    fits = select.evaluate("""select => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        ctx.font = getComputedStyle(select).font;
+        const widest = Math.max(...[...select.options].map(o => ctx.measureText(o.text).width));
+        return widest + 24 <= select.clientWidth;  // 24 px: padding and the arrow
+    }""")
+    assert fits, "the downsampling dropdown clips its longest option"
 
     shot = chapter.screenshot(screenshots, area, "budget_calculator")
     print(f"chapter 07: ran in {seconds:.1f} s; screenshot {shot}")
