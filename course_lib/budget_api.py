@@ -31,7 +31,8 @@ def gpt4o_image_tokens(height: int, width: int, detail: str = "high") -> int:
     """gpt-4o: 85 tokens at low detail; at high detail 85 + 170 per 512-px tile.
 
     High detail: the image is scaled to fit in 2048 x 2048, then so that its shortest side is
-    768 px (a smaller image is not enlarged), then covered by 512 x 512 tiles. Worked
+    768 px, then covered by 512 x 512 tiles. The guide's examples only shrink; this rule
+    never enlarges a smaller image (500 x 500 stays one tile). Worked
     examples on the page: 1024 x 1024 -> 765; 2048 x 4096 -> 1105; any size at low -> 85.
 
     Raises:

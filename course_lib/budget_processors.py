@@ -148,9 +148,8 @@ class LlavaNextImages:
     the 576 tokens of the whole image resized to 336 px come on top. Rules of
     ``LlavaNextProcessor._get_number_of_features`` and ``_get_unpadded_features`` in
     ``transformers/models/llava_next/processing_llava_next.py``; pinpoints of
-    llava-hf/llava-v1.6-mistral-7b-hf's ``image_grid_pinpoints``. Liu et al. 2024,
-    "LLaVA-NeXT: Improved reasoning, OCR, and world knowledge" (blog) counts "up to 2880"
-    = 5 x 576, leaving out the newline tokens.
+    llava-hf/llava-v1.6-mistral-7b-hf's ``image_grid_pinpoints``. The often-quoted "up to
+    2880 tokens" is 5 x 576: it leaves out the newline tokens (the maximum here is 2928).
     """
 
     pinpoints: tuple[tuple[int, int], ...] = LLAVA_NEXT_PINPOINTS
