@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
 from course_lib.text import SAMPLE_TEXT, BPETokenizer
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 CUSTOM = "custom"
 SEGMENT_COLOURS = {"images": "#4c78a8", "audio": "#f58518", "prompt": "#54a24b",
@@ -78,6 +79,7 @@ def _readout_html(report: BudgetReport, prompt_pieces: list[str], preset: str) -
     return "<br>".join(lines)
 
 
+@pictured
 def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
                       tokenizer: BPETokenizer | None = None) -> ipywidgets.VBox:
     """The calculator: every control re-counts the budget and redraws the stacked bar.
