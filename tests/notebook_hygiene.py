@@ -74,3 +74,30 @@ def _output_problems(output: dict) -> list[str]:
         problems.append(f"a {len(plain):,}-character object repr is stored "
                         f"({plain[:40]!r}...): show a picture or a summary instead")
     return problems
+
+
+def widget_cell_indices(code_cells: list[dict]) -> list[int]:
+    """Positions (among code cells) of the cells that display a course widget or live figure.
+
+    A cell counts when its last line builds or shows one: a call of a factory that
+    ``course_lib.widgets._picture.pictured`` registered (``tone_explorer(...)``), or the name a
+    previous line bound to such a call (``explorer`` after ``explorer = tone_explorer()``).
+    """
+    from course_lib.widgets import benchmark_factories
+    from course_lib.widgets._picture import PICTURED_FACTORIES
+
+    benchmark_factories()  # imports every widget module, which registers its factories
+    call = re.compile(r"\b(" + "|".join(sorted(PICTURED_FACTORIES)) + r")\(")
+    indices = []
+    for index, cell in enumerate(code_cells):
+        lines = [line for line in _source(cell).splitlines() if line.strip()
+                 and not line.lstrip().startswith("#")]
+        if not lines:
+            continue
+        bound = {m.group(1) for line in lines
+                 if (m := re.match(r"\s*(\w+)\s*=\s*(.+)", line)) and call.search(m.group(2))}
+        last = lines[-1].strip()
+        shown = re.fullmatch(r"(?:_\s*=\s*)?(?:display\()?(\w+)\)?", last)
+        if call.search(last) or (shown and shown.group(1) in bound):
+            indices.append(index)
+    return indices

@@ -137,11 +137,39 @@ def _parts(widget: Any, width: int) -> list[Image.Image]:
         columns = [_stacked(_parts(child, width)) for child in widget.children]
         return _rows([column for column in columns if column is not None], width)
     if isinstance(widget, ipywidgets.Box):
-        return [part for child in widget.children for part in _parts(child, width)]
+        parts, controls = [], []
+        for child in widget.children:
+            if _is_control(child):  # consecutive controls share lines, as a form would
+                controls.append(_control_text(child))
+                continue
+            parts.extend(_controls_block(controls, width))
+            controls = []
+            parts.extend(_parts(child, width))
+        return parts + _controls_block(controls, width)
     if isinstance(widget, (ipywidgets.ValueWidget, ipywidgets.Button)):
         image = _text_image(_control_text(widget))
         return [image] if image is not None else []
     return []
+
+
+def _is_control(widget: Any) -> bool:
+    return (isinstance(widget, (ipywidgets.ValueWidget, ipywidgets.Button)) and not isinstance(
+        widget, (ipywidgets.HTML, ipywidgets.HTMLMath, ipywidgets.Label, ipywidgets.Output)))
+
+
+def _controls_block(texts: list[str], width: int) -> list[Image.Image]:
+    """Control read-outs ("patch: 16") packed onto as few lines as fit in ``width``."""
+    if not texts:
+        return []
+    font, lines = _font(13), [""]
+    for text in texts:
+        trial = f"{lines[-1]}    {text}" if lines[-1] else text
+        if lines[-1] and font.getlength(trial) > width - 2 * GAP:
+            lines.append(text)
+        else:
+            lines[-1] = trial
+    image = _text_image("\n".join(lines))
+    return [image] if image is not None else []
 
 
 def _stacked(parts: list[Image.Image]) -> Image.Image | None:

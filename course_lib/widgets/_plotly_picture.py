@@ -384,9 +384,9 @@ def plotly_figure_png(figure: Any, width: int | None = None, height: int | None 
         named = [t for _, t in mine if t.get("name") and t.get("showlegend", True) is not False]
         if layout.get("showlegend", len(named) > 1) and named and not drawn_legend:
             legend = dict(layout.get("legend") or {})
-            if legend.get("orientation") == "h":  # plotly's horizontal legend sits below
-                ax.legend(fontsize=7, loc="upper center", ncol=len(named), frameon=False,
-                          bbox_to_anchor=(0.5, float(legend.get("y", -0.2))))
+            if legend.get("orientation") == "h":  # a horizontal legend: one row, on top
+                ax.legend(fontsize=7, loc="lower center", ncol=len(named), frameon=False,
+                          bbox_to_anchor=(0.5, 1.0), borderaxespad=0.2)
             else:
                 ax.legend(fontsize=7, loc="best")
             drawn_legend = True
