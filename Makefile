@@ -8,7 +8,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env lab test unit notebooks-test e2e bench format-notebooks execute-notebooks lint
+.PHONY: env lab test unit notebooks-test e2e bench book format-notebooks execute-notebooks lint
 
 # Reinstall only when the package's requirements or the pinned set change.
 $(STAMP): pyproject.toml constraints.txt
@@ -40,6 +40,11 @@ notebooks-test: env
 
 bench: env
 	$(BIN)/python tools/bench.py
+
+# The course website, from the executed notebooks as committed (nothing is re-executed).
+book: env
+	$(BIN)/sphinx-build -q -b html -c book . _build/book
+	@echo "The course website is in _build/book: open _build/book/index.html in a browser."
 
 # Notebooks with solutions whose student copies (<name>_student.ipynb) are generated from them.
 MASTERS := notebooks/08_capstone_medical_diagnosis.ipynb

@@ -9,6 +9,10 @@ from pathlib import Path
 from course_lib.colab import BOOTSTRAP_CELL, colab_badge
 
 MAX_NOTEBOOK_BYTES = 1_000_000
+MAX_REPR_CHARS = 300
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# A stored text/plain that is an object's repr: "VBox(children=...", "<Figure ...>", "tensor([...".
+OBJECT_REPR = re.compile(r"^\s*(<[\w.]+[ >]|[A-Z]\w*\(|tensor\(|array\()")
 MACHINE_PATH = re.compile(r"(/root/|/tmp/|/work/|/home/\w+/|/Users/\w+/|[A-Z]:\\\\Users)")
 
 
@@ -38,6 +42,9 @@ def notebook_problems(path: Path, repo_path: str | None = None) -> list[str]:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 problems.append(f"an error output is stored: {output.get('ename')}")
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            problems.extend(f"cell {index}: {problem}" for problem in _output_problems(output))
     if "widgets" in notebook.get("metadata", {}):
         problems.append("widget state is stored in metadata.widgets (run make format-notebooks)")
     outputs = json.dumps([c.get("outputs", []) for c in code])
@@ -52,3 +59,45 @@ def notebook_problems(path: Path, repo_path: str | None = None) -> list[str]:
     if not code or not _source(code[0]).startswith(BOOTSTRAP_CELL):
         problems.append("the first code cell does not start with course_lib.colab.BOOTSTRAP_CELL")
     return problems
+
+
+def _output_problems(output: dict) -> list[str]:
+    """A stored output that no viewer without a kernel can show properly."""
+    data = output.get("data", {})
+    problems = []
+    if WIDGET_VIEW in data:
+        problems.append("a widget view is stored (its state is not): run make format-notebooks")
+    plain = data.get("text/plain", "")
+    plain = "".join(plain) if isinstance(plain, list) else plain
+    richer = [key for key in data if key not in ("text/plain", WIDGET_VIEW)]
+    if not richer and len(plain) > MAX_REPR_CHARS and OBJECT_REPR.match(plain):
+        problems.append(f"a {len(plain):,}-character object repr is stored "
+                        f"({plain[:40]!r}...): show a picture or a summary instead")
+    return problems
+
+
+def widget_cell_indices(code_cells: list[dict]) -> list[int]:
+    """Positions (among code cells) of the cells that display a course widget or live figure.
+
+    A cell counts when its last line builds or shows one: a call of a factory that
+    ``course_lib.widgets._picture.pictured`` registered (``tone_explorer(...)``), or the name a
+    previous line bound to such a call (``explorer`` after ``explorer = tone_explorer()``).
+    """
+    from course_lib.widgets import benchmark_factories
+    from course_lib.widgets._picture import PICTURED_FACTORIES
+
+    benchmark_factories()  # imports every widget module, which registers its factories
+    call = re.compile(r"\b(" + "|".join(sorted(PICTURED_FACTORIES)) + r")\(")
+    indices = []
+    for index, cell in enumerate(code_cells):
+        lines = [line for line in _source(cell).splitlines() if line.strip()
+                 and not line.lstrip().startswith("#")]
+        if not lines:
+            continue
+        bound = {m.group(1) for line in lines
+                 if (m := re.match(r"\s*(\w+)\s*=\s*(.+)", line)) and call.search(m.group(2))}
+        last = lines[-1].strip()
+        shown = re.fullmatch(r"(?:_\s*=\s*)?(?:display\()?(\w+)\)?", last)
+        if call.search(last) or (shown and shown.group(1) in bound):
+            indices.append(index)
+    return indices

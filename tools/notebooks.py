@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from course_lib.colab import BOOTSTRAP_CELL, colab_badge  # noqa: E402
 
 KEPT_CELL_METADATA = ("tags",)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL_TIMEOUT_S = 300
 
 
@@ -36,6 +37,12 @@ def normalise(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for index, cell in enumerate(notebook.cells):
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in KEPT_CELL_METADATA}
         cell.id = f"cell-{index:03d}"
+        for output in cell.get("outputs", []):
+            # Widget state is not stored, so a stored widget view names a model that no viewer
+            # can find: drop it and keep the output's picture (course_lib.widgets._picture)
+            # or text. Running the cell in a kernel makes the live widget again.
+            if WIDGET_VIEW in output.get("data", {}):
+                del output["data"][WIDGET_VIEW]
     return notebook
 
 

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from course_lib.env import enable_colab_widgets
+from course_lib.widgets._picture import with_picture
 
 STATIC_FIGURE_NOTE = (
     "Interactive plot unavailable (plotly's FigureWidget needs anywidget and a widget manager); "
@@ -35,7 +36,7 @@ def live_figure(figure: go.Figure) -> go.FigureWidget | go.Figure:
     one-line explanation, so a chapter still shows its plot instead of failing.
     """
     if live_figure_supported():
-        return go.FigureWidget(figure)
+        return with_picture(go.FigureWidget(figure), name="interactive plotly figure")
     print(STATIC_FIGURE_NOTE)
     return figure
 

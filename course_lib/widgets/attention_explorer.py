@@ -21,6 +21,7 @@ from course_lib.attention import (
     explore_attention,
 )
 from course_lib.widgets._base import as_widget, live_figure, refresh_static
+from course_lib.widgets._picture import pictured
 
 SLIDER_LAYOUT = widgets.Layout(width="420px")
 SLIDER_STYLE = {"description_width": "110px"}
@@ -38,6 +39,7 @@ def _explorer_title(state) -> str:
             f"[{state.output[0]:.3f}, {state.output[1]:.3f}]")
 
 
+@pictured
 def attention_explorer(keys: torch.Tensor | None = None,
                        values: torch.Tensor | None = None) -> widgets.VBox:
     """Sliders for the query's angle and length and the temperature; live weights and output.
@@ -109,6 +111,7 @@ def attention_explorer(keys: torch.Tensor | None = None,
     return root
 
 
+@pictured
 def image_attention_viewer(image: torch.Tensor, weights: torch.Tensor, token_labels: list[str],
                            grid: tuple[int, int], num_prefix_tokens: int = 0) -> widgets.VBox:
     """Pick a query token and a head; see where that head looks on the image.

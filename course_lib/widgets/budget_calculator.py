@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
 from course_lib.text import SAMPLE_TEXT, BPETokenizer
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 CUSTOM = "custom"
 CONTEXT_ROW, MEMORY_ROW = "context", "memory"
@@ -91,6 +92,7 @@ def _readout_html(report: BudgetReport, prompt_pieces: list[str], preset: str) -
     return "<br>".join(lines)
 
 
+@pictured
 def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
                       tokenizer: BPETokenizer | None = None) -> ipywidgets.VBox:
     """The calculator: every control re-counts the budget and redraws the two bars.

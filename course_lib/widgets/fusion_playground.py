@@ -22,6 +22,7 @@ from course_lib.fusion import (
     playground_table,
 )
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 MODALITIES = ("image", "audio")
 
@@ -33,6 +34,7 @@ def _readout(accuracies: Mapping[str, float], dropped: list[str], chance: float)
             f"(chance is {chance:.0%})")
 
 
+@pictured
 def fusion_playground(models: Mapping[str, nn.Module], data: PlaygroundData,
                       image_noise: float | None = None,
                       snr_db: float | None = None) -> ipywidgets.VBox:

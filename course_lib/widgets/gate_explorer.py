@@ -18,6 +18,7 @@ from course_lib.architectures import (
     gate_flow,
 )
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 CURVE_ALPHAS = torch.linspace(-3.0, 3.0, 121)
 
@@ -45,6 +46,7 @@ def _readout_html(flow: GateFlow) -> str:
             f"moves by {flow.relative_change:.3f} of its own length.")
 
 
+@pictured
 def gate_explorer(hidden: torch.Tensor | None = None, update: torch.Tensor | None = None,
                   alpha: float = 0.0) -> ipywidgets.VBox:
     """An alpha slider, the tanh curve, and a text token's hidden state before and after.

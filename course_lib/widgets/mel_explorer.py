@@ -24,6 +24,7 @@ from PIL import Image
 
 from course_lib.audio import mel_explorer_data
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 N_FFT_CHOICES = (128, 256, 400, 512, 1024)
 DISPLAY_RANGE = 16.0  # colour scale spans the loudest value minus 16 nats (about 70 dB)
@@ -53,6 +54,7 @@ def _readout_html(data: dict, seconds: float) -> str:
     )
 
 
+@pictured
 def mel_explorer(waveform: torch.Tensor | None = None, sample_rate: int = 16000,
                  label: str | None = None) -> ipywidgets.VBox:
     """Sliders for n_fft, hop_length and n_mels over the log-mel image of one clip.

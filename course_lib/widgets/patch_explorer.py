@@ -14,6 +14,7 @@ import torch
 
 from course_lib.vision import patch_grid, patch_grid_lines
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 
 def _remainder_polygon(image_size: int, covered: int) -> tuple[list, list]:
@@ -40,6 +41,7 @@ def _readout_html(image_size: int, patch_size: int) -> str:
     return text
 
 
+@pictured
 def patch_explorer(image: torch.Tensor | None = None, patch_size: int = 16) -> ipywidgets.VBox:
     """A patch-size slider over a square grey image with the patch grid drawn on top.
 

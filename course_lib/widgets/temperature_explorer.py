@@ -17,6 +17,7 @@ from course_lib.contrastive import (
     temperature_curve,
 )
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._picture import pictured
 
 DIRECTIONS = ("rows", "columns")
 CURVE_TEMPERATURES = torch.logspace(-2.3, 0.3, 80)
@@ -44,6 +45,7 @@ def _readout_html(breakdown, temperature: float, modality_a: str, modality_b: st
     )
 
 
+@pictured
 def temperature_explorer(
     similarity: torch.Tensor | None = None,
     temperature: float = WORKED_TEMPERATURE,

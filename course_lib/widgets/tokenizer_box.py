@@ -11,6 +11,7 @@ import html
 import ipywidgets
 
 from course_lib.text import SAMPLE_TEXT, BPETokenizer, token_table
+from course_lib.widgets._picture import pictured
 
 CHIP_COLOURS = ("#d6eaf8", "#d5f5e3", "#fdebd0", "#f5eef8", "#fadbd8")
 DEFAULT_TEXT = "a handwritten seven, said with a cough 😀"
@@ -45,6 +46,7 @@ def count_text(text: str, table: list[tuple[int, str]]) -> str:
             f"({len(text.encode('utf-8'))} UTF-8 bytes)")
 
 
+@pictured
 def tokenizer_box(tokenizer: BPETokenizer | None = None,
                   text: str = DEFAULT_TEXT) -> ipywidgets.VBox:
     """A text box; every keystroke re-tokenises and redraws the tokens and the count.

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from course_lib.signals import magnitude_spectrum, tone
 from course_lib.widgets._base import BlittedPlot, as_widget, live_figure, show_png
+from course_lib.widgets._picture import pictured
 
 SAMPLE_RATE = 16000
 WINDOW_S = 0.02  # 20 ms: a few periods of a speech-range tone
@@ -40,6 +41,7 @@ class SpectrumPlot:
         return self.blitted.png()
 
 
+@pictured
 def tone_explorer(frequency_hz: float = 440.0) -> ipywidgets.VBox:
     """A frequency slider; the waveform (plotly) and its spectrum (matplotlib) follow it."""
     slider = ipywidgets.FloatSlider(value=frequency_hz, min=100, max=1500, step=10,

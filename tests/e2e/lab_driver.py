@@ -230,6 +230,11 @@ class ChapterPage:
         output.locator(".jupyter-widgets").first.wait_for(state="visible")
         wait_for(lambda: output.locator(".js-plotly-plot:has(.main-svg)").count() >= plots, 30,
                  f"{plots} plotly plot(s) to render under the cell containing {code!r}")
+        kinds = top_level_outputs(output)
+        # The widget's bundle also carries its still picture: a live front end shows one of
+        # them, so the widget appears once and its picture not at all.
+        assert kinds.count("widget") >= 1 and "image" not in kinds, (
+            f"the cell containing {code!r} shows {kinds}: expected the live widget alone")
         return output
 
     def screenshot(self, directory: Path, area: Locator, widget: str) -> Path:
@@ -242,6 +247,25 @@ class ChapterPage:
         self.page.wait_for_timeout(300)  # let plotly finish drawing after the scroll
         self.page.screenshot(path=str(path))
         return path
+
+
+def top_level_outputs(output_area: Locator) -> list[str]:
+    """What each output of one cell shows ("widget", "image", "text", ...), not looking inside
+    widgets (whose own Output areas hold images of their own)."""
+    return output_area.evaluate("""area => {
+        const outer = area.classList.contains('jp-OutputArea') ? area
+                      : area.querySelector('.jp-OutputArea');
+        return Array.from(outer.children).filter(c => c.classList.contains('jp-OutputArea-child'))
+            .map(child => {
+                const shown = child.querySelector(':scope > .jp-OutputArea-output');
+                if (!shown) return 'other';
+                if (shown.classList.contains('jupyter-widgets')
+                    || shown.querySelector(':scope > .jupyter-widgets, :scope > .lm-Widget')
+                    ) return 'widget';
+                if (shown.classList.contains('jp-RenderedImage')) return 'image';
+                return 'text';
+            });
+    }""")
 
 
 def slider(area: Locator, description: str) -> Locator:
