@@ -16,6 +16,8 @@ One module per design, each readable on its own:
 - :mod:`~course_lib.architectures.sizing`: parameter counts on the ``meta`` device,
   ``requires_grad`` switches, sequence lengths.
 - :mod:`~course_lib.architectures.gates`: what a tanh gate lets through (the gate explorer).
+- :mod:`~course_lib.architectures.digit_chat`: the digit conversations the models learn from.
+- :mod:`~course_lib.architectures.training`: each recipe's training, on a chosen ``device``.
 """
 
 from course_lib.architectures._checks import IGNORE_INDEX
@@ -45,6 +47,12 @@ from course_lib.architectures.sizing import (
     sequence_lengths,
     set_trainable,
 )
+from course_lib.architectures.training import (
+    pretrain_language_model,
+    train_flamingo,
+    train_llava_stage,
+    train_on,
+)
 from course_lib.architectures.unified import Thinker
 from course_lib.attention import GatedCrossAttentionBlock
 
@@ -55,5 +63,6 @@ __all__ = [
     "llava_training_stage", "flamingo_training_stage", "kmeans", "PatchCodebook",
     "GateFlow", "gate_flow", "cross_attention_update", "sequence_lengths", "apply_rotary",
     "IGNORE_INDEX", "VisionTower", "instruction_labels", "next_token_loss",
-    "media_attention_mask", "gate_values",
+    "media_attention_mask", "gate_values", "train_on", "pretrain_language_model",
+    "train_llava_stage", "train_flamingo",
 ]

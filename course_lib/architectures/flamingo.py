@@ -302,5 +302,5 @@ def gate_values(model: FlamingoLikeModel) -> dict[str, list[float]]:
     """tanh(alpha) of every gated block: ``{"attention": [...], "feed_forward": [...]}``."""
     if not isinstance(model, FlamingoLikeModel):
         raise ValueError(f"model must be a FlamingoLikeModel, got {type(model).__name__}")
-    return {"attention": [math.tanh(float(b.attn_gate)) for b in model.cross_blocks],
-            "feed_forward": [math.tanh(float(b.ff_gate)) for b in model.cross_blocks]}
+    return {"attention": [math.tanh(b.attn_gate.detach().item()) for b in model.cross_blocks],
+            "feed_forward": [math.tanh(b.ff_gate.detach().item()) for b in model.cross_blocks]}

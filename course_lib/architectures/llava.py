@@ -186,34 +186,28 @@ def splice_image_tokens(text_embeddings: Tensor, input_ids: Tensor, image_tokens
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
     image_length, device = image_tokens.shape[1], text_embeddings.device
-    rows, next_image = [], 0
-    for b in range(batch):
-        pieces, masks, targets, kinds = [], [], [], []
-        start = 0
-        for position in is_placeholder[b].nonzero().flatten().tolist() + [length]:
-            pieces.append(text_embeddings[b, start:position])  # the text before it
-            masks.append(attention_mask[b, start:position].bool())
-            targets.append(labels[b, start:position].long())
-            kinds.append(torch.zeros(position - start, dtype=torch.bool, device=device))
-            if position < length:  # the placeholder itself: one image's N tokens
-                pieces.append(image_tokens[next_image].to(text_embeddings.dtype))
-                masks.append(torch.ones(image_length, dtype=torch.bool, device=device))
-                targets.append(torch.full((image_length,), IGNORE_INDEX, device=device))
-                kinds.append(torch.ones(image_length, dtype=torch.bool, device=device))
-                next_image += 1
-            start = position + 1
-        rows.append((torch.cat(pieces), torch.cat(masks), torch.cat(targets), torch.cat(kinds)))
-    total = max(len(row[0]) for row in rows)
+    # Where each input position lands: every earlier placeholder shifted it by N - 1.
+    earlier = is_placeholder.long().cumsum(dim=1) - is_placeholder.long()  # (B, T)
+    landing = torch.arange(length, device=device) + earlier * (image_length - 1)  # (B, T)
+    row_lengths = length + is_placeholder.sum(dim=1) * (image_length - 1)  # (B,)
+    total = int(row_lengths.max())
     embeddings = text_embeddings.new_zeros(batch, total, width)
     out_mask = torch.zeros(batch, total, dtype=torch.bool, device=device)
     out_labels = torch.full((batch, total), IGNORE_INDEX, dtype=torch.long, device=device)
     out_image = torch.zeros(batch, total, dtype=torch.bool, device=device)
-    for b, (tokens, mask, targets, kinds) in enumerate(rows):
-        n = len(tokens)
-        embeddings[b, :n] = tokens
-        out_mask[b, :n] = mask
-        out_labels[b, :n] = targets.masked_fill(~mask, IGNORE_INDEX)
-        out_image[b, :n] = kinds
+    rows, positions = (~is_placeholder).nonzero(as_tuple=True)  # the text tokens
+    targets = landing[rows, positions]
+    embeddings[rows, targets] = text_embeddings[rows, positions]
+    out_mask[rows, targets] = attention_mask[rows, positions].bool()
+    out_labels[rows, targets] = labels[rows, positions].long()
+    rows, positions = is_placeholder.nonzero(as_tuple=True)  # reading order: row by row
+    offsets = torch.arange(image_length, device=device)
+    image_rows = rows[:, None].expand(-1, image_length)  # (I, N)
+    image_targets = landing[rows, positions][:, None] + offsets  # (I, N)
+    embeddings[image_rows, image_targets] = image_tokens.to(text_embeddings.dtype)
+    out_mask[image_rows, image_targets] = True
+    out_image[image_rows, image_targets] = True
+    out_labels = out_labels.masked_fill(~out_mask, IGNORE_INDEX)
     return SplicedSequence(embeddings, out_mask, out_labels, out_image)
 
 
