@@ -18,6 +18,7 @@ from course_lib.architectures import (
     instruction_labels,
     media_attention_mask,
     next_token_loss,
+    scored_next_token_loss,
     train_flamingo,
     train_llava_stage,
     train_on,
@@ -279,3 +280,26 @@ def test_train_on_moves_the_model_and_every_tensor_to_the_device(monkeypatch):
         train_on(model, lambda b: b[0].sum(), [ids], device="no-such-device", epochs=1)
     with pytest.raises(ValueError, match="model"):
         train_on("model", lambda b: b[0].sum(), [ids], device="cpu", epochs=1)
+
+
+def test_scored_loss_equals_the_full_loss_of_the_head_on_every_position():
+    lm = small_lm()
+    hidden = torch.randn(3, 6, 32)
+    labels = torch.randint(0, VOCAB, (3, 6))
+    labels[:, :3] = IGNORE_INDEX
+    full = next_token_loss(lm.head(hidden), labels)
+    torch.testing.assert_close(scored_next_token_loss(hidden, lm.head, labels), full)
+    with pytest.raises(ValueError, match="no position"):
+        scored_next_token_loss(hidden, lm.head, torch.full((3, 6), IGNORE_INDEX))
+    with pytest.raises(ValueError, match="hidden"):
+        scored_next_token_loss(hidden[0], lm.head, labels)
+
+
+def test_flamingo_loss_is_the_next_token_loss_of_its_logits():
+    model = flamingo(open_gates=True)
+    ids = torch.tensor([[1, IMAGE, 2, 3, IMAGE, 4, 5]])
+    media = torch.randn(1, 2, 5, 16)
+    labels = model.labels(ids)
+    torch.testing.assert_close(model.loss(media, ids), next_token_loss(model(media, ids), labels))
+    with pytest.raises(ValueError, match="labels"):
+        model.loss(media, ids, labels[:, :3])

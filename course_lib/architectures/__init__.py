@@ -22,7 +22,13 @@ One module per design, each readable on its own:
 
 from course_lib.architectures._checks import IGNORE_INDEX
 from course_lib.architectures.codebook import PatchCodebook, kmeans
-from course_lib.architectures.decoder import DecoderLM, LlamaBlock, apply_rotary, next_token_loss
+from course_lib.architectures.decoder import (
+    DecoderLM,
+    LlamaBlock,
+    apply_rotary,
+    next_token_loss,
+    scored_next_token_loss,
+)
 from course_lib.architectures.flamingo import (
     FlamingoLikeModel,
     PerceiverResampler,
@@ -30,7 +36,13 @@ from course_lib.architectures.flamingo import (
     gate_values,
     media_attention_mask,
 )
-from course_lib.architectures.gates import GateFlow, cross_attention_update, gate_flow
+from course_lib.architectures.gates import (
+    GateFlow,
+    GateSweep,
+    cross_attention_update,
+    gate_flow,
+    gate_sweep,
+)
 from course_lib.architectures.llava import (
     LlavaLikeModel,
     LlavaProjector,
@@ -63,6 +75,7 @@ __all__ = [
     "llava_training_stage", "flamingo_training_stage", "kmeans", "PatchCodebook",
     "GateFlow", "gate_flow", "cross_attention_update", "sequence_lengths", "apply_rotary",
     "IGNORE_INDEX", "VisionTower", "instruction_labels", "next_token_loss",
+    "scored_next_token_loss",
     "media_attention_mask", "gate_values", "train_on", "pretrain_language_model",
-    "train_llava_stage", "train_flamingo",
+    "train_llava_stage", "train_flamingo", "GateSweep", "gate_sweep",
 ]

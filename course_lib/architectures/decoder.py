@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
 from course_lib.attention import causal_mask
 
-__all__ = ["apply_rotary", "LlamaBlock", "DecoderLM", "next_token_loss"]
+__all__ = ["apply_rotary", "LlamaBlock", "DecoderLM", "next_token_loss", "scored_next_token_loss"]
 
 
 def apply_rotary(tokens: Tensor, base: float = 10_000.0) -> Tensor:
@@ -103,8 +103,9 @@ class DecoderLM(nn.Module):
                              f"{int(input_ids.min())}..{int(input_ids.max())}")
         return self.token_embedding(input_ids)
 
-    def forward_embeddings(self, embeddings: Tensor,
-                           padding_mask: Tensor | None = None) -> Tensor:
+    def hidden_states(self, embeddings: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """The final (normalised) hidden state of every position, (B, T, dim), before the
+        head."""
         _check_tokens("embeddings", embeddings, self.dim)
         if padding_mask is not None and (
                 not isinstance(padding_mask, Tensor) or padding_mask.dtype != torch.bool
@@ -115,7 +116,11 @@ class DecoderLM(nn.Module):
                              f"{tuple(getattr(padding_mask, 'shape', ()))}")
         for block in self.blocks:
             embeddings = block(embeddings, padding_mask)
-        return self.head(self.final_norm(embeddings))
+        return self.final_norm(embeddings)
+
+    def forward_embeddings(self, embeddings: Tensor,
+                           padding_mask: Tensor | None = None) -> Tensor:
+        return self.head(self.hidden_states(embeddings, padding_mask))
 
     def forward(self, input_ids: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         return self.forward_embeddings(self.embed(input_ids), padding_mask)
@@ -141,3 +146,23 @@ def next_token_loss(logits: Tensor, labels: Tensor) -> Tensor:
                          "position is -100)")
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                            targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+def scored_next_token_loss(hidden: Tensor, head: nn.Module, labels: Tensor) -> Tensor:
+    """:func:`next_token_loss` of ``head(hidden)``, with the head run only where a label is
+    scored: the same number, much cheaper when most labels are -100 (a user turn, an image).
+
+    Shape: hidden (B, L, dim), labels (B, L) -> scalar.
+    """
+    if not isinstance(hidden, Tensor) or hidden.dim() != 3:
+        raise ValueError(f"hidden must have shape (B, L, dim), got "
+                         f"{getattr(hidden, 'shape', hidden)}")
+    if not isinstance(labels, Tensor) or labels.shape != hidden.shape[:2]:
+        raise ValueError(f"labels must have shape {tuple(hidden.shape[:2])} (B, L of hidden), "
+                         f"got {getattr(labels, 'shape', labels)}")
+    targets = labels[:, 1:]
+    scored = targets != IGNORE_INDEX
+    if not bool(scored.any()):
+        raise ValueError("labels marks no position to score (every label after the first "
+                         "position is -100)")
+    return F.cross_entropy(head(hidden[:, :-1][scored]), targets[scored])

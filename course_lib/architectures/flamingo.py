@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
-from course_lib.architectures.decoder import DecoderLM, next_token_loss
+from course_lib.architectures.decoder import DecoderLM, scored_next_token_loss
 from course_lib.architectures.sizing import set_trainable
 from course_lib.attention import FeedForward, GatedCrossAttentionBlock, MultiHeadCrossAttention
 
@@ -241,6 +241,12 @@ class FlamingoLikeModel(nn.Module):
                 alpha_scale: float = 1.0) -> Tensor:
         """Logits (B, T, vocab_size). ``alpha_scale`` multiplies every gate's alpha (1 = as
         trained, 0 = every gate closed: the language model alone)."""
+        lm = self.language_model
+        return lm.head(self.hidden_states(media, input_ids, media_mask, alpha_scale))
+
+    def hidden_states(self, media: Tensor, input_ids: Tensor, media_mask: Tensor | None = None,
+                      alpha_scale: float = 1.0) -> Tensor:
+        """The final (normalised) hidden state of every text position, (B, T, dim)."""
         if isinstance(alpha_scale, bool) or not isinstance(alpha_scale, (int, float)) or (
                 not math.isfinite(alpha_scale)):
             raise ValueError(f"alpha_scale must be a finite number, got {alpha_scale!r}")
@@ -260,12 +266,16 @@ class FlamingoLikeModel(nn.Module):
                 tokens = self._gated_block(self.cross_blocks[index // self.cross_every], tokens,
                                            flat, allowed, has_image, float(alpha_scale))
             tokens = block(tokens)
-        return lm.head(lm.final_norm(tokens))
+        return lm.final_norm(tokens)
 
     def loss(self, media: Tensor, input_ids: Tensor, labels: Tensor | None = None) -> Tensor:
         """Next-token cross-entropy on the text (default labels: :meth:`labels`)."""
         labels = self.labels(input_ids) if labels is None else labels
-        return next_token_loss(self(media, input_ids), labels)
+        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
+            raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                             f"got {getattr(labels, 'shape', labels)}")
+        hidden = self.hidden_states(media, input_ids)
+        return scored_next_token_loss(hidden, self.language_model.head, labels)
 
     @torch.no_grad()
     def generate(self, media: Tensor, input_ids: Tensor, max_new_tokens: int = 4,

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
-from course_lib.architectures.decoder import DecoderLM, next_token_loss
+from course_lib.architectures.decoder import DecoderLM, scored_next_token_loss
 from course_lib.architectures.sizing import set_trainable
 from course_lib.vision import ViTEncoder
 
@@ -265,8 +265,11 @@ class LlavaLikeModel(nn.Module):
 
         Shape: images as in :meth:`forward`, input_ids and labels (B, T) -> scalar.
         """
-        logits, spliced = self(images, input_ids, labels)
-        return next_token_loss(logits, spliced.labels)
+        lm = self.language_model
+        spliced = splice_image_tokens(lm.embed(input_ids), input_ids, self.image_tokens(images),
+                                      self.image_token_id, labels)
+        hidden = lm.hidden_states(spliced.embeddings, spliced.attention_mask)
+        return scored_next_token_loss(hidden, lm.head, spliced.labels)
 
     @torch.no_grad()
     def generate(self, images: Tensor, input_ids: Tensor, max_new_tokens: int = 4,
