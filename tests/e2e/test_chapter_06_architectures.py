@@ -19,7 +19,7 @@ GATE = re.compile(r"gate (\d): alpha ([+-]\d\.\d{3}), tanh ([+-]\d\.\d{3})")
 def test_gate_explorer_reopens_the_trained_gates(open_chapter, screenshots):
     chapter = open_chapter(CHAPTER)
     # The explorer needs the chapter's trainings (section 5); the cells after it are skipped.
-    seconds = chapter.run_through("gate_explorer(", timeout_s=300)
+    seconds = chapter.run_through("gate_explorer(", timeout_s=480)
     assert chapter.error_outputs() == []
     counts = chapter.execution_counts()
     assert counts == list(range(1, len(counts) + 1))
