@@ -274,7 +274,8 @@ class LlavaLikeModel(nn.Module):
     @torch.no_grad()
     def generate(self, images: Tensor, input_ids: Tensor, max_new_tokens: int = 4,
                  eos_id: int | None = None) -> Tensor:
-        """Greedy decoding after a prompt that holds the ``<image>`` placeholder(s).
+        """Greedy decoding after a prompt that holds the ``<image>`` placeholder(s); every row
+        has the same prompt length (no padding).
 
         Rows that produced ``eos_id`` keep producing it; decoding stops once every row has.
 
