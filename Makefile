@@ -8,7 +8,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env lab test unit notebooks-test e2e bench book format-notebooks execute-notebooks lint
+.PHONY: env lab test unit notebooks-test e2e bench book format-notebooks execute-notebooks lint grade
 
 # Reinstall only when the package's requirements or the pinned set change.
 $(STAMP): pyproject.toml constraints.txt
@@ -56,3 +56,8 @@ execute-notebooks: env
 
 format-notebooks: env
 	$(BIN)/python tools/notebooks.py format notebooks/*.ipynb
+
+# Instructors: run every submitted notebook in SUBMISSIONS headless, write grades.csv and grades.md.
+grade: env
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
+	$(BIN)/python tools/grade.py $(SUBMISSIONS)
