@@ -8,7 +8,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env lab test unit notebooks-test e2e bench book format-notebooks execute-notebooks lint
+.PHONY: env lab test unit notebooks-test e2e bench book format-notebooks execute-notebooks lint grade
 
 # Reinstall only when the package's requirements or the pinned set change.
 $(STAMP): pyproject.toml constraints.txt
@@ -46,12 +46,18 @@ book: env
 	$(BIN)/sphinx-build -q -b html -c book . _build/book
 	@echo "The course website is in _build/book: open _build/book/index.html in a browser."
 
-# Notebooks with solutions whose student copies (<name>_student.ipynb) are generated from them.
-MASTERS := notebooks/08_capstone_medical_diagnosis.ipynb
+# Chapters with exercises (a cell tagged "solution"): their student copies,
+# notebooks/student/<name>_student.ipynb, are generated from them.
+MASTERS = $(shell grep -l '"solution"' notebooks/[0-9][0-9]_*.ipynb)
 
 execute-notebooks: env
-	$(BIN)/python tools/notebooks.py execute $(filter-out %_student.ipynb,$(wildcard notebooks/*.ipynb))
-	for master in $(MASTERS); do $(BIN)/python tools/make_student_notebook.py $$master; done
+	$(BIN)/python tools/notebooks.py execute $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+	$(BIN)/python tools/make_student_notebook.py $(MASTERS)
 
 format-notebooks: env
 	$(BIN)/python tools/notebooks.py format notebooks/*.ipynb
+
+# Instructors: run every submitted notebook in SUBMISSIONS headless, write grades.csv and grades.md.
+grade: env
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
+	$(BIN)/python tools/grade.py $(SUBMISSIONS)

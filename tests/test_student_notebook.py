@@ -1,4 +1,4 @@
-"""The student copy of chapter 08 is generated from the master and kept up to date."""
+"""Every chapter with exercises has a student copy, generated from its master and up to date."""
 
 import ast
 import importlib.util
@@ -7,13 +7,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from notebook_hygiene import notebook_problems
 
+from course_lib.checks import RECORD_KEY
 from course_lib.colab import colab_badge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MASTER = REPO_ROOT / "notebooks" / "08_capstone_medical_diagnosis.ipynb"
-STUDENT = REPO_ROOT / "notebooks" / "08_capstone_medical_diagnosis_student.ipynb"
-EXERCISES = ("build_tensors", "build_model", "train_model", "evaluate", "accuracy_without")
+NOTEBOOKS = REPO_ROOT / "notebooks"
+STUDENT_DIR = NOTEBOOKS / "student"
+CAPSTONE = NOTEBOOKS / "08_capstone_medical_diagnosis.ipynb"
+CAPSTONE_EXERCISES = ("build_tensors", "build_model", "train_model", "evaluate",
+                      "accuracy_without")
+VERDICT_PREFIXES = ("Well done!", "Not implemented yet", "Finish exercise", "Not yet")
 
 
 def _load_tool():
@@ -25,6 +30,8 @@ def _load_tool():
 
 
 tool = _load_tool()
+MASTERS = tool.find_masters(NOTEBOOKS)
+masters = pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
 
 
 def _read(path):
@@ -32,11 +39,29 @@ def _read(path):
 
 
 def _outputs(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []))
+    """Printed text and displayed text (a checker's verdict is a display in a kernel)."""
+    return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
+                   for o in cell.get("outputs", []))
 
 
 def _tags(cell):
     return cell.get("metadata", {}).get("tags", [])
+
+
+def _verdicts(notebook):
+    """Each checker's message: from its machine-readable record, or its printed text."""
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            record = output.get("metadata", {}).get(RECORD_KEY)
+            text = output.get("text", "") or output.get("data", {}).get("text/plain", "")
+            if record:
+                found.append(record["message"])
+            elif "checks.check_" in cell.source and text.startswith(VERDICT_PREFIXES):
+                found.append(text.strip())
+    return found
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -72,72 +97,149 @@ def test_stub_rejects_code_that_would_leak_a_solution():
         tool.stub_functions("EPOCHS = 40\n\ndef f():\n    return EPOCHS\n")
 
 
-def test_student_path_sits_next_to_the_master():
-    assert tool.student_path(MASTER) == STUDENT
+def test_student_copies_live_in_their_own_folder():
+    assert tool.student_path(CAPSTONE) == (
+        STUDENT_DIR / "08_capstone_medical_diagnosis_student.ipynb")
 
 
-# ----------------------------------------------------------------------------- the committed copy
-def test_committed_student_notebook_is_up_to_date():
+def test_relative_links_are_rewritten_for_the_student_folder():
+    markdown = ("See [chapter 06](06_architectures.ipynb#fusion), ![a plot](../assets/x.png), "
+                "[the web](https://example.org/a.ipynb), [here](#section) and `f[0](x)`.")
+    assert tool.relink(markdown) == (
+        "See [chapter 06](../06_architectures.ipynb#fusion), ![a plot](../../assets/x.png), "
+        "[the web](https://example.org/a.ipynb), [here](#section) and `f[0](x)`.")
+
+
+def test_masters_are_the_chapters_with_solution_cells_and_include_07_and_08():
+    names = [path.name for path in MASTERS]
+    assert {"07_token_budget.ipynb", CAPSTONE.name} <= set(names)
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        has_solution = any("solution" in _tags(c) for c in _read(path).cells)
+        assert (path in MASTERS) is has_solution, path.name
+
+
+def test_every_student_copy_has_a_master():
+    expected = {tool.student_path(master) for master in MASTERS}
+    assert set(STUDENT_DIR.glob("*.ipynb")) == expected
+
+
+# ----------------------------------------------------------------------------- each committed copy
+@masters
+def test_committed_student_notebook_is_up_to_date(master):
     """Regenerate from the committed master and compare every cell's type and source."""
-    expected = tool.make_student(_read(MASTER), MASTER.name)
-    committed = _read(STUDENT)
+    student = tool.student_path(master)
+    command = f"run: python tools/make_student_notebook.py {master.relative_to(REPO_ROOT)}"
+    assert student.exists(), command
+    expected = tool.make_student(_read(master), master.name)
+    committed = _read(student)
     assert [(c.cell_type, c.source) for c in committed.cells] == [
         (c.cell_type, c.source) for c in expected.cells
-    ], "run: python tools/make_student_notebook.py notebooks/08_capstone_medical_diagnosis.ipynb"
+    ], command
 
 
-def test_master_holds_every_solution_and_the_student_copy_none():
-    master, student = _read(MASTER), _read(STUDENT)
-    solutions = [c for c in master.cells if "solution" in _tags(c)]
+def _lines(source):
+    return {line.strip() for line in source.splitlines() if line.strip()}
+
+
+@masters
+def test_no_solution_code_from_the_master_is_in_the_student_copy(master):
+    """A grep: every line of a solution body or a worked answer that appears nowhere else in
+    the master must appear nowhere in the student copy."""
+    notebook, student = _read(master), _read(tool.student_path(master))
+    hidden_tags = {"solution", "answer", "master-only"}
+    shown = set().union(*(_lines(c.source) for c in notebook.cells
+                          if not hidden_tags & set(_tags(c))))
+    secret = set()
+    for cell in notebook.cells:
+        if "solution" in _tags(cell):
+            for function in ast.parse(cell.source).body:
+                if isinstance(function, ast.FunctionDef):
+                    body = function.body[1:] if ast.get_docstring(function) else function.body
+                    for statement in body:
+                        secret |= _lines(ast.get_source_segment(cell.source, statement))
+        elif {"answer", "master-only"} & set(_tags(cell)):
+            secret |= _lines(cell.source)
+    secret -= shown
+    assert secret, "the master has no solution code to hide"
+    student_lines = set().union(*(_lines(c.source) for c in student.cells))
+    assert not secret & student_lines
+
+
+@masters
+def test_every_exercise_keeps_its_signature_and_docstring_and_becomes_a_stub(master):
+    notebook, student = _read(master), _read(tool.student_path(master))
+    solutions = [c for c in notebook.cells if "solution" in _tags(c)]
     exercises = [c for c in student.cells if "exercise" in _tags(c)]
-    functions = [[n for n in ast.parse(c.source).body if isinstance(n, ast.FunctionDef)]
-                 for c in solutions]
-    assert [f.name for group in functions for f in group] == list(EXERCISES)
-    assert len(exercises) == len(solutions)
-    for solution, exercise, group in zip(solutions, exercises, functions, strict=True):
-        for function in group:
-            body = function.body[1:] if ast.get_docstring(function) else function.body
-            for statement in body:
-                for line in ast.get_source_segment(solution.source, statement).splitlines():
-                    if line.strip():
-                        assert line.strip() not in exercise.source, (function.name, line)
-            assert f'raise NotImplementedError("{function.name}: not implemented yet")' in (
-                exercise.source)
-            assert ast.get_docstring(function, clean=False) in exercise.source
+    assert solutions and len(exercises) == len(solutions)
+    for solution, exercise in zip(solutions, exercises, strict=True):
+        for function in ast.parse(solution.source).body:
+            if isinstance(function, ast.FunctionDef):
+                assert f'raise NotImplementedError("{function.name}: not implemented yet")' in (
+                    exercise.source)
+                docstring = ast.get_docstring(function, clean=False)
+                assert docstring and docstring in exercise.source, function.name
 
 
-def test_master_only_cells_are_left_out_of_the_student_copy():
-    master, student = _read(MASTER), _read(STUDENT)
-    master_only = [c.source for c in master.cells if "master-only" in _tags(c)]
-    assert master_only and all("assert" in source for source in master_only)
-    assert not any(c.source in master_only for c in student.cells)
-    assert len(student.cells) == len(master.cells) - len(master_only)
+@masters
+def test_left_out_cells_are_missing_from_the_student_copy(master):
+    notebook, student = _read(master), _read(tool.student_path(master))
+    left_out = [c.source for c in notebook.cells if {"master-only", "answer"} & set(_tags(c))]
+    assert not any(c.source in left_out for c in student.cells)
+    assert len(student.cells) == len(notebook.cells) - len(left_out)
 
 
-def test_each_notebook_has_its_own_colab_badge():
-    master_title, student_title = _read(MASTER).cells[0].source, _read(STUDENT).cells[0].source
-    assert colab_badge(f"notebooks/{STUDENT.name}") in student_title
-    assert colab_badge(f"notebooks/{MASTER.name}") not in student_title
-    assert colab_badge(f"notebooks/{MASTER.name}") in master_title
+@masters
+def test_each_notebook_has_its_own_colab_badge_and_is_clean(master):
+    student = tool.student_path(master)
+    repo_path = f"notebooks/student/{student.name}"
+    master_title, student_title = _read(master).cells[0].source, _read(student).cells[0].source
+    assert colab_badge(repo_path) in student_title
+    assert colab_badge(f"notebooks/{master.name}") not in student_title
+    assert colab_badge(f"notebooks/{master.name}") in master_title
     assert student_title.splitlines()[0].endswith("(exercises)")
+    assert f"[{master.name}](../{master.name})" in student_title
+    assert notebook_problems(student, repo_path) == []
 
 
-def test_the_master_passes_every_check_and_the_student_copy_says_not_implemented_yet():
-    def check_outputs(notebook):
-        return [_outputs(c) for c in notebook.cells
-                if c.cell_type == "code" and "checks.check_" in c.source]
-
-    master_outputs, student_outputs = check_outputs(_read(MASTER)), check_outputs(_read(STUDENT))
-    assert len(master_outputs) == len(student_outputs) == 6
-    assert all(output.startswith("Well done!") for output in master_outputs), master_outputs
-    assert not any("Well done!" in output for output in student_outputs)
-    assert sum(output.startswith("Not implemented yet") for output in student_outputs) >= 4
-    assert all(output.startswith(("Not implemented yet", "Finish exercise"))
-               for output in student_outputs), student_outputs
+@masters
+def test_the_master_passes_every_check_and_the_student_copy_says_not_implemented_yet(master):
+    master_verdicts = _verdicts(_read(master))
+    student_verdicts = _verdicts(_read(tool.student_path(master)))
+    assert len(master_verdicts) == len(student_verdicts) >= 2
+    assert all(v.startswith("Well done!") for v in master_verdicts), master_verdicts
+    assert all(v.startswith(("Not implemented yet", "Finish exercise"))
+               for v in student_verdicts), student_verdicts
+    assert sum(v.startswith("Not implemented yet") for v in student_verdicts) >= 2
 
 
-def test_the_student_copy_ran_to_the_end_without_errors():
-    notebook = json.loads(STUDENT.read_text())
+@masters
+def test_the_student_copy_ran_to_the_end_without_errors(master):
+    notebook = json.loads(tool.student_path(master).read_text())
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
     assert not any(o["output_type"] == "error" for c in code for o in c["outputs"])
+
+
+def test_student_verdicts_carry_a_machine_readable_record():
+    """Executed in a kernel, a checker's verdict is a display with its record as metadata."""
+    student = _read(tool.student_path(NOTEBOOKS / "07_token_budget.ipynb"))
+    records = [o["metadata"][RECORD_KEY] for c in student.cells if c.cell_type == "code"
+               for o in c.outputs if RECORD_KEY in o.get("metadata", {})]
+    assert [(r["check"], r["chapter"], r["status"]) for r in records] == [
+        ("check_audio_tokens", "ch07", "not-implemented"),
+        ("check_largest_square", "ch07", "not-implemented")]
+
+
+# ----------------------------------------------------------------------------- the capstone
+def test_the_capstone_master_holds_its_five_solutions():
+    solutions = [c for c in _read(CAPSTONE).cells if "solution" in _tags(c)]
+    names = [n.name for c in solutions for n in ast.parse(c.source).body
+             if isinstance(n, ast.FunctionDef)]
+    assert names == list(CAPSTONE_EXERCISES)
+
+
+def test_the_capstones_master_only_cells_are_assertions_and_it_has_six_checks():
+    notebook = _read(CAPSTONE)
+    master_only = [c.source for c in notebook.cells if "master-only" in _tags(c)]
+    assert master_only and all("assert" in source for source in master_only)
+    assert len(_verdicts(notebook)) == 6

@@ -1,15 +1,17 @@
 """Generate a chapter's student notebook from its master (solutions become stubs), then run it.
 
-    python tools/make_student_notebook.py notebooks/08_capstone_medical_diagnosis.ipynb
+    python tools/make_student_notebook.py notebooks/07_token_budget.ipynb
+    python tools/make_student_notebook.py --all      # every master (a chapter with exercises)
 
 One source of truth: the master notebook holds the solutions, in code cells tagged
 ``solution`` that define functions. In the student copy each such function keeps its
 signature and docstring (which say what to do) and its body becomes a stub raising
 ``NotImplementedError``. Cells tagged ``master-only`` (assertions that only the solutions
-pass) are left out. The title cell gets the student notebook's own Colab badge and a note.
-The copy is written next to the master as ``<name>_student.ipynb``, executed top to bottom
-(the checkers report "not implemented yet"), and normalised.
-``tests/test_student_notebook.py`` fails when the committed copy is out of date.
+pass) and ``answer`` (worked answers of open exercises) are left out. The title cell gets
+the student notebook's own Colab badge and a note. The copy is written to
+``notebooks/student/<name>_student.ipynb``, executed top to bottom (the checkers report
+"not implemented yet"), and normalised. A master is any chapter with a ``solution`` cell.
+``tests/test_student_notebook.py`` fails when a committed copy is out of date.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -25,13 +28,16 @@ import nbformat
 TOOLS_DIR = Path(__file__).resolve().parent
 SOLUTION_TAG = "solution"
 MASTER_ONLY_TAG = "master-only"
+ANSWER_TAG = "answer"
+LEFT_OUT_TAGS = (MASTER_ONLY_TAG, ANSWER_TAG)
 STUDENT_SUFFIX = "_student"
+STUDENT_DIR = "student"
 STUDENT_NOTE = (
     "> **Your copy, with exercises.** Each exercise below is a function whose body you write "
     "(replace the `raise NotImplementedError` line), followed by a check that prints "
     "\"Well done!\" or a hint. Until you finish an exercise, the cells that need it say so "
-    "and the notebook still runs from top to bottom. Worked solutions: `{master}` (try "
-    "first!)."
+    "and the notebook still runs from top to bottom. Worked solutions: the chapter itself, "
+    "[{master}](../{master}) (try first!)."
 )
 
 
@@ -45,8 +51,21 @@ def _notebook_tools():
 
 
 def student_path(master_path: Path) -> Path:
-    """``notebooks/08_x.ipynb`` -> ``notebooks/08_x_student.ipynb``."""
-    return master_path.with_name(master_path.stem + STUDENT_SUFFIX + master_path.suffix)
+    """``notebooks/08_x.ipynb`` -> ``notebooks/student/08_x_student.ipynb``."""
+    return master_path.parent / STUDENT_DIR / (master_path.stem + STUDENT_SUFFIX
+                                               + master_path.suffix)
+
+
+def is_master(notebook: nbformat.NotebookNode) -> bool:
+    """Whether a notebook has exercises: a code cell tagged ``solution``."""
+    return any(SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
+               for cell in notebook.cells)
+
+
+def find_masters(notebooks_dir: Path) -> list[Path]:
+    """The chapters in ``notebooks_dir`` (``NN_name.ipynb``) that have exercises, in order."""
+    return [path for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+            if is_master(nbformat.read(path, as_version=4))]
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
@@ -87,12 +106,23 @@ def stub_functions(source: str) -> str:
     return "\n".join(lines)
 
 
+# A relative link or picture in Markdown, to a notebook, a page or an image file.
+_RELATIVE_LINK = re.compile(
+    r"(\]\()(?!https?:|mailto:|/|#)([^)\s]+\.(?:ipynb|md|png|jpe?g|gif|svg)(?:#[^)\s]*)?\))")
+
+
+def relink(markdown: str) -> str:
+    """Relative links of a master's Markdown, seen from ``notebooks/student/`` (one level up)."""
+    return _RELATIVE_LINK.sub(r"\1../\2", markdown)
+
+
 def _title_cell(source: str, master_name: str, student_repo_path: str) -> str:
     tools = _notebook_tools()
     master_badge = tools.colab_badge(f"notebooks/{master_name}")
     if master_badge not in source:
         raise ValueError(f"the master's title cell lacks its Colab badge {master_badge}")
     title, _, rest = source.partition("\n")
+    rest = relink(rest)
     student_title = f"{title} (exercises)"
     badge = tools.colab_badge(student_repo_path)
     note = STUDENT_NOTE.format(master=master_name)
@@ -105,12 +135,15 @@ def make_student(master: nbformat.NotebookNode, master_name: str) -> nbformat.No
     student_name = student_path(Path(master_name)).name
     for index, cell in enumerate(master.cells):
         tags = cell.get("metadata", {}).get("tags", [])
-        if MASTER_ONLY_TAG in tags:
+        if any(tag in tags for tag in LEFT_OUT_TAGS):
             continue
         source = cell.source
         if index == 0:
-            source = _title_cell(source, master_name, f"notebooks/{student_name}")
-        elif SOLUTION_TAG in tags:
+            source = _title_cell(source, master_name,
+                                 f"notebooks/{STUDENT_DIR}/{student_name}")
+        elif cell.cell_type == "markdown":
+            source = relink(source)
+        if SOLUTION_TAG in tags:
             if cell.cell_type != "code":
                 raise ValueError(f"cell {index} is tagged {SOLUTION_TAG!r} but is not code")
             source = stub_functions(source)
@@ -128,6 +161,7 @@ def write_student(master_path: Path, execute: bool = True) -> Path:
     """Generate, write and (by default) execute the student copy of ``master_path``."""
     master = nbformat.read(master_path, as_version=4)
     target = student_path(master_path)
+    target.parent.mkdir(exist_ok=True)
     nbformat.write(make_student(master, master_path.name), target)
     if execute:
         seconds = _notebook_tools().execute(target)
@@ -137,10 +171,17 @@ def write_student(master_path: Path, execute: bool = True) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("masters", nargs="+", type=Path, help="master notebooks")
+    parser.add_argument("masters", nargs="*", type=Path, help="master notebooks")
+    parser.add_argument("--all", action="store_true",
+                        help="every chapter in notebooks/ that has a solution cell")
     parser.add_argument("--no-execute", action="store_true", help="write without running")
     args = parser.parse_args()
-    for master_path in args.masters:
+    masters = list(args.masters)
+    if args.all:
+        masters += find_masters(TOOLS_DIR.parent / "notebooks")
+    if not masters:
+        parser.error("name master notebooks, or pass --all")
+    for master_path in dict.fromkeys(masters):
         write_student(master_path, execute=not args.no_execute)
 
 
