@@ -66,3 +66,14 @@ def test_environment_yml_installs_this_package_with_the_constraints(repo_root, p
     pip_lines = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     assert "-c constraints.txt" in pip_lines
     assert '-e ".[dev]"' in pip_lines
+
+
+def test_every_subpackage_is_packaged(pyproject, repo_root):
+    from fnmatch import fnmatch
+
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [".".join(init.parent.relative_to(repo_root).parts)
+                for init in (repo_root / "course_lib").rglob("__init__.py")]
+    assert len(packages) > 1
+    missing = [name for name in packages if not any(fnmatch(name, p) for p in include)]
+    assert not missing, f"pyproject.toml's package list leaves out {missing}"
