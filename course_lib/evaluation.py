@@ -535,6 +535,7 @@ def comparison_table(
     title: str | None = None,
     references: Mapping[str, float] | None = None,
     digits: int = 3,
+    fill: str | None = None,
 ) -> str:
     """Render models x metrics as a text table in which every number carries its interval.
 
@@ -545,29 +546,33 @@ def comparison_table(
         title: an optional first line.
         references: lines printed under the table, e.g. ``{"Bayes ceiling": 0.93}``.
         digits: decimals.
+        fill: what to print where a row lacks a column (e.g. ``"-"`` for a model that has no
+            such measurement); ``None`` (the default) raises instead.
 
     Returns:
         The table as a string; print it in a notebook cell.
 
     Raises:
         ValueError: if ``rows`` is empty or holds something other than Estimates, or a
-            requested column is missing from a row.
+            requested column is missing from a row and ``fill`` is None.
     """
     found, table = _rows_as_columns(rows)
     shown = list(columns) if columns is not None else found
     for name, entry in table.items():
         for column in shown:
-            if column not in entry:
+            if column not in entry and fill is None:
                 raise ValueError(f"columns asks for {column!r}, which rows[{name!r}] lacks")
-    cells = {name: [entry[c].format(digits) for c in shown] for name, entry in table.items()}
+    cells = {name: [entry[c].format(digits) if c in entry else str(fill) for c in shown]
+             for name, entry in table.items()}
     name_width = max(len("model"), *(len(name) for name in table))
     widths = [
         max(len(column), *(len(cells[name][i]) for name in table))
         for i, column in enumerate(shown)
     ]
-    methods = {entry[c].method for entry in table.values() for c in shown}
-    confidences = {entry[c].confidence for entry in table.values() for c in shown}
-    seeds = {entry[c].n for entry in table.values() for c in shown if entry[c].method == "t"}
+    present = [entry[c] for entry in table.values() for c in shown if c in entry]
+    methods = {estimate.method for estimate in present}
+    confidences = {estimate.confidence for estimate in present}
+    seeds = {estimate.n for estimate in present if estimate.method == "t"}
     notes = []
     if "t" in methods:
         counts = ", ".join(str(n) for n in sorted(seeds))

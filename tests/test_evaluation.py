@@ -347,6 +347,17 @@ def test_comparison_table_mentions_wilson_and_selects_columns():
     assert "Wilson" in text and "0.800 [0.490, 0.943]" in text and "0.700" not in text
 
 
+def test_comparison_table_fills_missing_cells_when_asked():
+    rows = {"image only": {"accuracy": _estimate(0.75, 0.02)},
+            "early": {"accuracy": _estimate(0.9, 0.01), "no image": _estimate(0.68, 0.03)}}
+    text = comparison_table(rows, fill="-")
+    image_row = next(line for line in text.splitlines() if line.startswith("image only"))
+    assert image_row.split()[-1] == "-" and "0.750 [0.730, 0.770]" in image_row
+    assert "0.680 [0.650, 0.710]" in text
+    with pytest.raises(ValueError, match="no image"):
+        comparison_table(rows)
+
+
 def test_comparison_table_rejects_bad_rows():
     with pytest.raises(ValueError, match="rows"):
         comparison_table({})
