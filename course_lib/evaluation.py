@@ -536,6 +536,7 @@ def comparison_table(
     references: Mapping[str, float] | None = None,
     digits: int = 3,
     fill: str | None = None,
+    row_header: str = "model",
 ) -> str:
     """Render models x metrics as a text table in which every number carries its interval.
 
@@ -548,6 +549,7 @@ def comparison_table(
         digits: decimals.
         fill: what to print where a row lacks a column (e.g. ``"-"`` for a model that has no
             such measurement); ``None`` (the default) raises instead.
+        row_header: the heading of the first column (rows may be groups rather than models).
 
     Returns:
         The table as a string; print it in a notebook cell.
@@ -564,7 +566,7 @@ def comparison_table(
                 raise ValueError(f"columns asks for {column!r}, which rows[{name!r}] lacks")
     cells = {name: [entry[c].format(digits) if c in entry else str(fill) for c in shown]
              for name, entry in table.items()}
-    name_width = max(len("model"), *(len(name) for name in table))
+    name_width = max(len(row_header), *(len(name) for name in table))
     widths = [
         max(len(column), *(len(cells[name][i]) for name in table))
         for i, column in enumerate(shown)
@@ -584,7 +586,7 @@ def comparison_table(
     if title:
         lines.append(title)
     lines.append(f"({'; '.join(notes)}, {level})")
-    header = "model".ljust(name_width) + "".join(
+    header = row_header.ljust(name_width) + "".join(
         "  " + column.rjust(width) for column, width in zip(shown, widths)
     )
     lines.append(header)

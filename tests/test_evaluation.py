@@ -358,6 +358,12 @@ def test_comparison_table_fills_missing_cells_when_asked():
         comparison_table(rows)
 
 
+def test_comparison_table_row_header_names_the_first_column():
+    text = comparison_table({"clear film (562)": {"late": _estimate(0.9, 0.02)}},
+                            row_header="group")
+    assert text.splitlines()[1].split()[:2] == ["group", "late"]
+
+
 def test_comparison_table_rejects_bad_rows():
     with pytest.raises(ValueError, match="rows"):
         comparison_table({})
