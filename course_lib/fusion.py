@@ -13,13 +13,12 @@ example ``(B, D_m)`` or a token sequence ``(B, T_m, D_m)``:
   encoded features, so it can learn interactions that decision-level fusion cannot.
 - :class:`HybridFusion` projects each modality to tokens, adds modality embeddings, and fuses
   them with real transformer blocks (self-attention over the joint sequence), then a head.
+- :class:`DualEncoderMatcher` is a dual encoder (CLIP-style "late interaction"): separate
+  encoders whose unit embeddings meet in one cosine similarity, for matching pairs.
 
 Token sequences: early fusion and the per-modality models of late fusion mean-pool them over
 T (flatten them first, :func:`flatten_tokens`, to keep every token at the cost of width);
 hybrid fusion keeps every token.
-
-- :class:`DualEncoderMatcher` is a dual encoder (CLIP-style "late interaction"): separate
-  encoders whose unit embeddings meet in one cosine similarity, for matching pairs.
 
 What chapter 05 measures these models with (the digits' tokenizer, evaluation, compression,
 :func:`train_fusion`, the playground's logic) lives in :mod:`course_lib.fusion_tools`; every

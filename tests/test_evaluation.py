@@ -387,3 +387,14 @@ def test_plot_estimates_draws_means_and_asymmetric_error_bars():
     plt.close(figure)
     with pytest.raises(ValueError, match="estimates"):
         plot_estimates(ax, {})
+
+
+def test_tables_are_importable_from_course_lib_evaluation():
+    import course_lib.evaluation as evaluation
+    import course_lib.evaluation_tables as tables
+
+    assert evaluation.comparison_table is tables.comparison_table
+    assert evaluation.plot_estimates is tables.plot_estimates
+    assert "comparison_table" in dir(evaluation)
+    with pytest.raises(AttributeError, match="no_such_helper"):
+        evaluation.no_such_helper  # noqa: B018
