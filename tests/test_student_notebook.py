@@ -32,7 +32,9 @@ def _read(path):
 
 
 def _outputs(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []))
+    """Printed text and displayed text (a checker's verdict is a display in a kernel)."""
+    return "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "")
+                   for o in cell.get("outputs", []))
 
 
 def _tags(cell):

@@ -16,42 +16,17 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from course_lib.checks._common import CheckResult, _Failed, _guarded, _verdict
 from course_lib.data.clinic import CLASS_NAMES, ClinicData
 
 MODALITIES = ("image", "text", "audio")
 MAX_PARAMETERS = 2_000_000
 TRAINING_BUDGET_S = 20.0
-
-
-@dataclass
-class CheckResult:
-    """The verdict of a checker: ``passed``, the ``message`` shown, and the ``value`` produced.
-
-    ``value`` is what the learner's code produced when that is useful later (the tensors of
-    exercise 1, the trained model of exercise 3), else ``None``.
-    """
-
-    passed: bool
-    message: str
-    value: Any = field(default=None, repr=False)
-
-    def __repr__(self) -> str:  # the message is printed already; keep the echo short
-        return f"CheckResult(passed={self.passed})"
-
-
-class _Failed(Exception):
-    """Raised inside a checker to stop at the first problem; carries the learner's message."""
-
-
-def _verdict(passed: bool, message: str, value: Any = None) -> CheckResult:
-    print(message)
-    return CheckResult(passed, message, value)
 
 
 def _call(exercise: str, function: Any, *args: Any, name: str | None = None) -> Any:
@@ -94,22 +69,6 @@ def _hint_for(error: Exception) -> str:
     if isinstance(error, FloatingPointError):
         return "The loss became NaN or inf: lower the learning rate and check your features."
     return "Read the error, fix the line, and run the check again."
-
-
-def _guarded(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    """Make a checker total: a :class:`_Failed` or any surprise becomes a printed verdict."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
-        try:
-            return check(*args, **kwargs)
-        except _Failed as failure:
-            return _verdict(False, str(failure))
-        except Exception as error:  # noqa: BLE001 - the checker must never crash
-            return _verdict(False, f"Not yet: the check could not run ({type(error).__name__}: "
-                                   f"{error}). Check the arguments you passed to it.")
-
-    wrapper.__name__, wrapper.__doc__ = check.__name__, check.__doc__
-    return wrapper
 
 
 # ----------------------------------------------------------------------------- exercise 1

@@ -1,0 +1,261 @@
+"""What every checker shares: the verdict, calling the learner's function, and comparisons.
+
+A checker takes the learner's *function*, calls it on inputs it controls, and returns a
+:class:`CheckResult`. It never raises: whatever goes wrong in the learner's code becomes a
+message. Messages start with one of :data:`PREFIXES`: "Well done!" (passed), "Not implemented
+yet:" (the stub still raises ``NotImplementedError``), "Finish exercise N first:" (an earlier
+exercise is needed) or "Not yet:" (with a hint).
+
+Showing a verdict. Outside a notebook the message is printed. In a notebook kernel it is shown
+as one display output whose ``text/plain`` is the message and whose metadata, under
+:data:`RECORD_KEY`, holds a machine-readable record of the verdict (checker, chapter, status,
+message): ``tools/grade.py`` reads these records back from an executed notebook.
+
+Writing a checker::
+
+    @guarded
+    def check_square(square):
+        got = call_learner(square, 3.0, exercise="check_square")
+        expect_number(got, "square(3.0)")
+        if not close(got, 9.0):
+            raise Failed(f"Not yet: square(3.0) returned {got}, expected 9.0.")
+        return verdict(True, "Well done! ...")
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+RECORD_KEY = "course_lib.checks"
+PREFIXES = {
+    "Well done!": "passed",
+    "Not implemented yet": "not-implemented",
+    "Finish exercise": "needs-earlier-exercise",
+    "Not yet": "failed",
+}
+
+
+@dataclass
+class CheckResult:
+    """The verdict of a checker: ``passed``, the ``message`` shown, and the ``value`` produced.
+
+    ``value`` is what the learner's code produced when that is useful later (the tensors of
+    exercise 1, the trained model of exercise 3), else ``None``.
+    """
+
+    passed: bool
+    message: str
+    value: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # the message is printed already; keep the echo short
+        return f"CheckResult(passed={self.passed})"
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``not-implemented``, ``needs-earlier-exercise`` or ``failed``."""
+        return status_of(self.passed, self.message)
+
+
+class Failed(Exception):
+    """Raised inside a checker to stop at the first problem; carries the learner's message."""
+
+
+# The capstone's historical private names.
+_Failed = Failed
+
+
+def status_of(passed: bool, message: str) -> str:
+    """The machine-readable status of a verdict, from ``passed`` and the message's prefix."""
+    if passed:
+        return "passed"
+    for prefix, status in PREFIXES.items():
+        if prefix != "Well done!" and message.startswith(prefix):
+            return status
+    return "failed"
+
+
+def verdict(passed: bool, message: str, value: Any = None) -> CheckResult:
+    """A :class:`CheckResult`; :func:`guarded` shows it (printed, or displayed with a record)."""
+    return CheckResult(passed, message, value)
+
+
+_verdict = verdict
+
+
+def record(check: str, chapter: str, result: CheckResult) -> dict[str, Any]:
+    """The machine-readable record of one verdict (what ``tools/grade.py`` collects)."""
+    return {"check": check, "chapter": chapter, "passed": bool(result.passed),
+            "status": result.status, "message": result.message}
+
+
+def _kernel_shell() -> Any:
+    """The IPython kernel this code runs in, or ``None`` (plain Python, pytest, a terminal)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the course
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def show(check: str, chapter: str, result: CheckResult) -> None:
+    """Print the message, or, in a notebook kernel, display it with its record as metadata."""
+    if _kernel_shell() is None:
+        print(result.message)
+        return
+    from IPython.display import display
+
+    display({"text/plain": result.message},
+            metadata={RECORD_KEY: record(check, chapter, result)}, raw=True)
+
+
+def guarded(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+    """Make a checker total and visible: every outcome becomes a shown :class:`CheckResult`.
+
+    A :class:`Failed` raised inside becomes its message; any other exception (a bug in how
+    the checker was called) becomes a "Not yet:" message naming it.
+    """
+    chapter = check.__module__.rsplit(".", 1)[-1]
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> CheckResult:
+        try:
+            result = check(*args, **kwargs)
+            if not isinstance(result, CheckResult):
+                raise TypeError(f"{check.__name__} returned {type(result).__name__}")
+        except Failed as failure:
+            result = verdict(False, str(failure))
+        except Exception as error:  # noqa: BLE001 - the checker must never crash
+            result = verdict(False, f"Not yet: the check could not run ({type(error).__name__}: "
+                                    f"{error}). Check the arguments you passed to it.")
+        show(check.__name__, chapter, result)
+        return result
+
+    return wrapper
+
+
+_guarded = guarded
+
+
+# ----------------------------------------------------------------------------- the learner's code
+def learner_frame(error: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the learner's own code (not torch's, numpy's or the course's)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    library = ("site-packages", "dist-packages", "course_lib", "/lib/python")
+    own = [f for f in frames if not any(part in f.filename for part in library)]
+    return (own or frames or [None])[-1]
+
+
+def call_learner(function: Any, *args: Any, exercise: str, name: str | None = None,
+                 hint: Callable[[Exception], str] | None = None, **kwargs: Any) -> Any:
+    """Call the learner's ``function``; a stub or an exception becomes a :class:`Failed`.
+
+    Args:
+        function: what the learner passed (it should be a function, not its result).
+        exercise: the checker's name, for the message.
+        name: how to call the function in messages (default: its ``__name__``).
+        hint: turns the learner's exception into a sentence of advice.
+
+    Raises:
+        Failed: "Not implemented yet: ..." for ``NotImplementedError``, "Not yet: ..." naming
+            the exception, the learner's line and a hint, for any other exception.
+    """
+    name = name or getattr(function, "__name__", type(function).__name__)
+    if isinstance(function, nn.Module) or not callable(function):
+        raise Failed(f"Not yet: {exercise} expects a function, but got {type(function).__name__}"
+                     f" {function!r:.60}. Pass the function itself (no parentheses).")
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError as stub:
+        where = f" ({stub})" if str(stub) else ""
+        raise Failed(f"Not implemented yet: {name} raised NotImplementedError{where}. Replace "
+                     f"the `raise NotImplementedError` line with your code, then run this "
+                     f"cell again.") from None
+    except Failed:
+        raise
+    except RecursionError:
+        raise Failed(f"Not yet: {name} calls itself without end (RecursionError).") from None
+    except Exception as error:  # noqa: BLE001 - any learner error becomes a hint
+        frame = learner_frame(error)
+        where = f" (line {frame.lineno}, `{(frame.line or '').strip()}`)" if frame else ""
+        advice = hint(error) if hint else "Read the error, fix the line, and run the check again."
+        raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error}{where}. "
+                     f"{advice}") from None
+
+
+# ----------------------------------------------------------------------------- comparisons
+def as_int(value: Any, who: str) -> int:
+    """``value`` as a Python int: ints, numpy integers, integral floats and one-element tensors.
+
+    Raises:
+        Failed: for anything else (a bool, a string, a list, NaN, a fraction, a tensor of
+            several numbers), with a message saying what ``who`` returned.
+    """
+    number = as_number(value, who)
+    if not float(number).is_integer():
+        raise Failed(f"Not yet: {who} should be a whole number (a count), got {number!r}.")
+    return int(number)
+
+
+def as_number(value: Any, who: str) -> float | int:
+    """``value`` as a finite Python number (int kept as int); numpy and 1-element tensors too.
+
+    Raises:
+        Failed: for a bool, a non-number, a tensor or array of several numbers, NaN or inf.
+    """
+    original = value
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise Failed(f"Not yet: {who} should be one number, got a tensor of shape "
+                         f"{tuple(value.shape)}.")
+        value = value.item()
+    elif hasattr(value, "dtype") and hasattr(value, "item") and getattr(value, "size", 0) == 1:
+        value = value.item()  # a numpy scalar or a one-element array
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Failed(f"Not yet: {who} should be a number, got {type(original).__name__} "
+                     f"{original!r:.60}.")
+    if not math.isfinite(value):
+        raise Failed(f"Not yet: {who} is {value}: look for a division by zero or a log of 0.")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def as_tensor(value: Any, who: str, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """``value`` as a float tensor (numpy arrays accepted), with ``shape`` if given, finite.
+
+    Raises:
+        Failed: for a non-array, a wrong shape, or NaN / inf values.
+    """
+    if not isinstance(value, torch.Tensor):
+        if hasattr(value, "__array__") and hasattr(value, "shape"):
+            value = torch.as_tensor(value)
+        else:
+            raise Failed(f"Not yet: {who} should be a tensor, got {type(value).__name__} "
+                         f"{value!r:.60}.")
+    if not (value.is_floating_point() or value.is_complex()):
+        value = value.float()
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
+    if not torch.isfinite(value).all():
+        raise Failed(f"Not yet: {who} contains NaN or inf.")
+    return value
+
+
+def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """NaN-safe closeness of numbers or tensors: NaN, inf or a shape mismatch is never close."""
+    try:
+        got_t = torch.as_tensor(got, dtype=torch.float64)
+        expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    if got_t.shape != expected_t.shape or not torch.isfinite(got_t).all():
+        return False
+    return bool(torch.allclose(got_t, expected_t, atol=atol, rtol=rtol))
