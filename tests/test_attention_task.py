@@ -157,3 +157,22 @@ def test_train_mosaic_model_rejects_an_empty_monitor_set():
     empty.answers = empty.answers[:0]
     with pytest.raises(ValueError, match="monitor_data"):
         train_mosaic_model(MosaicQuestionModel(), data, empty, epochs=1)
+
+
+def test_training_is_deterministic_in_the_seed():
+    data = make_digit_mosaics("train", 128, seed=0)
+    monitor = make_digit_mosaics("val", 16, seed=1)
+    histories = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        histories.append(train_mosaic_model(MosaicQuestionModel(), data, monitor, epochs=1,
+                                             batch_size=32, seed=5))
+    assert histories[0].losses == histories[1].losses
+    assert histories[0].logs == histories[1].logs
+
+
+def test_illustrative_cat_weights_are_a_softmax_row_led_by_the_image():
+    from course_lib.attention_task import ILLUSTRATIVE_CAT_WEIGHTS
+
+    assert abs(sum(ILLUSTRATIVE_CAT_WEIGHTS.values()) - 1.0) < 1e-12
+    assert max(ILLUSTRATIVE_CAT_WEIGHTS, key=ILLUSTRATIVE_CAT_WEIGHTS.get) == "<image>"
