@@ -101,3 +101,27 @@ def widget_cell_indices(code_cells: list[dict]) -> list[int]:
         if call.search(last) or (shown and shown.group(1) in bound):
             indices.append(index)
     return indices
+
+
+# ----------------------------------------------------------------------------- chapter structure
+TIME_ESTIMATE = re.compile(r"\bAbout \d+ minutes\b")
+HEADING = re.compile(r"^#{1,3} +(.+?)\s*$", re.MULTILINE)
+
+
+def structure_problems(path: Path) -> list[str]:
+    """A chapter states a time estimate in its title cell and ends with "Further reading".
+
+    The time estimate ("About 35 minutes") must be in the first cell; the last heading of the
+    notebook must be "Further reading" (the papers the chapter draws from).
+    """
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    problems = []
+    if not cells or not TIME_ESTIMATE.search(_source(cells[0])):
+        problems.append("the title cell has no time estimate ('About N minutes')")
+    headings = [heading for cell in cells if cell["cell_type"] == "markdown"
+                for heading in HEADING.findall(_source(cell))]
+    if not headings or headings[-1].strip().lower() != "further reading":
+        last = headings[-1] if headings else None
+        problems.append(f"the chapter does not end with a 'Further reading' section (its last "
+                        f"heading is {last!r})")
+    return problems
