@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from course_lib.data.clinic import CLASS_NAMES, ClinicData
+from course_lib.train import count_parameters
 
 MODALITIES = ("image", "text", "audio")
 MAX_PARAMETERS = 2_000_000
@@ -208,7 +209,7 @@ def _build(build_model: Callable, input_dims: dict[str, int], num_classes: int) 
     if not isinstance(model, nn.Module):
         raise _Failed(f"Not yet: build_model should return a torch nn.Module (for example a "
                       f"course_lib.fusion model), got {type(model).__name__}.")
-    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    count = count_parameters(model, trainable_only=True)
     if count == 0:
         raise _Failed("Not yet: your model has no trainable parameters.")
     if count > MAX_PARAMETERS:
@@ -251,7 +252,7 @@ def check_model(build_model: Callable) -> CheckResult:
                 raise _Failed(f"Not yet: changing the {modality!r} features does not change "
                               f"your model's output: it ignores {modality}. Pass every "
                               f"modality in input_dims to the fusion model.")
-    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    count = count_parameters(model, trainable_only=True)
     return _verdict(True, f"Well done! Your {type(model).__name__} ({count:,} parameters) turns "
                           f"{input_dims} into {num_classes} class scores and uses every "
                           f"modality.")

@@ -13,8 +13,8 @@ and a single training run carries the luck of its seed. This module puts a numbe
   12(2)).
 * :func:`is_above`, :func:`noise_words`, :func:`describe_comparison`: the only ways the chapters
   order two results, so that a sentence never claims more than the intervals allow.
-* :func:`comparison_table` and :func:`plot_estimates`: every comparison is shown with its
-  intervals.
+* :func:`comparison_table` and :func:`plot_estimates` (in :mod:`course_lib.evaluation_tables`,
+  importable from here): every comparison is shown with its intervals.
 
 Only the standard library and torch are used (no scipy): the Student-t quantile is computed
 from the closed-form t distribution function for integer degrees of freedom.
@@ -34,14 +34,12 @@ __all__ = [
     "Estimate",
     "PairedComparison",
     "RunSummary",
-    "comparison_table",
     "describe_comparison",
     "is_above",
     "mcnemar_test",
     "mean_interval",
     "noise_words",
     "paired_bootstrap",
-    "plot_estimates",
     "repeat_runs",
     "separated",
     "student_t_quantile",
@@ -503,148 +501,18 @@ def describe_comparison(
 
 
 # --------------------------------------------------------------------------------------------
-# Tables and charts
+# Tables and charts live in course_lib.evaluation_tables; they are importable from here too.
 # --------------------------------------------------------------------------------------------
-def _rows_as_columns(
-    rows: Mapping[str, Estimate | Mapping[str, Estimate]],
-) -> tuple[list[str], dict[str, dict[str, Estimate]]]:
-    if not rows:
-        raise ValueError("rows must hold at least one model")
-    table: dict[str, dict[str, Estimate]] = {}
-    columns: list[str] = []
-    for name, entry in rows.items():
-        if isinstance(entry, Estimate):
-            entry = {"value": entry}
-        if not isinstance(entry, Mapping) or not entry:
-            raise ValueError(
-                f"rows[{name!r}] must be an Estimate or a non-empty mapping of Estimates "
-                f"(e.g. a RunSummary), got {type(entry).__name__}"
-            )
-        for column, estimate in entry.items():
-            _check_estimate(estimate, f"rows[{name!r}][{column!r}]")
-            if column not in columns:
-                columns.append(column)
-        table[str(name)] = dict(entry)
-    return columns, table
+_TABLES = ("comparison_table", "plot_estimates")
 
 
-def comparison_table(
-    rows: Mapping[str, Estimate | Mapping[str, Estimate]],
-    *,
-    columns: Sequence[str] | None = None,
-    title: str | None = None,
-    references: Mapping[str, float] | None = None,
-    digits: int = 3,
-) -> str:
-    """Render models x metrics as a text table in which every number carries its interval.
+def __getattr__(name: str):
+    if name in _TABLES:
+        from course_lib import evaluation_tables
 
-    Args:
-        rows: ``model name -> Estimate`` or ``model name -> {metric: Estimate}`` (a
-            :class:`RunSummary` is such a mapping).
-        columns: which metrics to show, in order (default: all, in first-seen order).
-        title: an optional first line.
-        references: lines printed under the table, e.g. ``{"Bayes ceiling": 0.93}``.
-        digits: decimals.
-
-    Returns:
-        The table as a string; print it in a notebook cell.
-
-    Raises:
-        ValueError: if ``rows`` is empty or holds something other than Estimates, or a
-            requested column is missing from a row.
-    """
-    found, table = _rows_as_columns(rows)
-    shown = list(columns) if columns is not None else found
-    for name, entry in table.items():
-        for column in shown:
-            if column not in entry:
-                raise ValueError(f"columns asks for {column!r}, which rows[{name!r}] lacks")
-    cells = {name: [entry[c].format(digits) for c in shown] for name, entry in table.items()}
-    name_width = max(len("model"), *(len(name) for name in table))
-    widths = [
-        max(len(column), *(len(cells[name][i]) for name in table))
-        for i, column in enumerate(shown)
-    ]
-    methods = {entry[c].method for entry in table.values() for c in shown}
-    confidences = {entry[c].confidence for entry in table.values() for c in shown}
-    seeds = {entry[c].n for entry in table.values() for c in shown if entry[c].method == "t"}
-    notes = []
-    if "t" in methods:
-        counts = ", ".join(str(n) for n in sorted(seeds))
-        notes.append(f"mean over {counts} seeds [t interval]")
-    if "wilson" in methods:
-        notes.append("accuracy on the test set [Wilson interval]")
-    level = ", ".join(f"{round(100 * c)} %" for c in sorted(confidences))
-    lines = []
-    if title:
-        lines.append(title)
-    lines.append(f"({'; '.join(notes)}, {level})")
-    header = "model".ljust(name_width) + "".join(
-        "  " + column.rjust(width) for column, width in zip(shown, widths)
-    )
-    lines.append(header)
-    lines.append("-" * len(header))
-    for name in table:
-        lines.append(
-            name.ljust(name_width)
-            + "".join("  " + cell.rjust(width) for cell, width in zip(cells[name], widths))
-        )
-    for label, value in (references or {}).items():
-        lines.append(f"{label}: {float(value):.{digits}f}")
-    return "\n".join(lines)
+        return getattr(evaluation_tables, name)
+    raise AttributeError(f"module 'course_lib.evaluation' has no attribute {name!r}")
 
 
-def plot_estimates(
-    ax: Any,
-    estimates: Mapping[str, Estimate],
-    *,
-    references: Mapping[str, float] | None = None,
-    ylabel: str = "accuracy",
-    title: str | None = None,
-    show_values: bool = True,
-) -> Any:
-    """Bar chart of ``estimates`` on a matplotlib ``ax`` with interval error bars.
-
-    Each bar is the mean, its error bar the interval (asymmetric for Wilson); ``references``
-    draws dashed horizontal lines (e.g. a Bayes ceiling or a clean-data reference).
-    Individual seeds are drawn as dots when available. Returns ``ax``.
-
-    Raises:
-        ValueError: if ``estimates`` is empty or holds something other than Estimates.
-    """
-    if not estimates:
-        raise ValueError("estimates must hold at least one model")
-    names = list(estimates)
-    for name in names:
-        _check_estimate(estimates[name], f"estimates[{name!r}]")
-    means = [estimates[n].mean for n in names]
-    errors = [
-        [estimates[n].mean - estimates[n].low for n in names],
-        [estimates[n].high - estimates[n].mean for n in names],
-    ]
-    positions = list(range(len(names)))
-    ax.bar(positions, means, yerr=errors, capsize=4, color="#8fb3d9", edgecolor="#2b5d8a")
-    for position, name in zip(positions, names):
-        values = estimates[name].values
-        if values:
-            ax.plot([position] * len(values), values, ".", color="#1b3a57", ms=4, zorder=3)
-        if show_values:
-            ax.annotate(
-                f"{estimates[name].mean:.3f}",
-                (position, estimates[name].high),
-                textcoords="offset points",
-                xytext=(0, 3),
-                ha="center",
-                fontsize=8,
-            )
-    styles = ["--", ":", "-."]
-    for i, (label, value) in enumerate((references or {}).items()):
-        ax.axhline(float(value), linestyle=styles[i % len(styles)], color="0.35", label=label)
-    if references:
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_xticks(positions)
-    ax.set_xticklabels(names, rotation=20, ha="right")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    return ax
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_TABLES))

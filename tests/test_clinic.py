@@ -253,7 +253,7 @@ def test_only_image_and_text_together_tell_a_persisting_from_a_new_opacity():
 
 # ----------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"split": "validation"}, "split must be 'train' or 'test'"),
+    ({"split": "dev"}, "split must be one of"),
     ({"n_patients": 0}, "n_patients must be a positive integer"),
     ({"n_patients": 2.5}, "n_patients must be a positive integer"),
     ({"seed": -1}, "seed must be a non-negative integer"),

@@ -183,7 +183,7 @@ def test_image_noise_is_gaussian_with_the_given_std_then_clipped():
 @pytest.mark.parametrize(
     ("arguments", "name"),
     [
-        (dict(split="validation"), "split"),
+        (dict(split="dev"), "split"),
         (dict(split="train", image_noise=-0.1), "image_noise"),
         (dict(split="train", image_noise=float("nan")), "image_noise"),
         (dict(split="train", snr_db=float("inf")), "snr_db"),

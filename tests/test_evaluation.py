@@ -347,6 +347,23 @@ def test_comparison_table_mentions_wilson_and_selects_columns():
     assert "Wilson" in text and "0.800 [0.490, 0.943]" in text and "0.700" not in text
 
 
+def test_comparison_table_fills_missing_cells_when_asked():
+    rows = {"image only": {"accuracy": _estimate(0.75, 0.02)},
+            "early": {"accuracy": _estimate(0.9, 0.01), "no image": _estimate(0.68, 0.03)}}
+    text = comparison_table(rows, fill="-")
+    image_row = next(line for line in text.splitlines() if line.startswith("image only"))
+    assert image_row.split()[-1] == "-" and "0.750 [0.730, 0.770]" in image_row
+    assert "0.680 [0.650, 0.710]" in text
+    with pytest.raises(ValueError, match="no image"):
+        comparison_table(rows)
+
+
+def test_comparison_table_row_header_names_the_first_column():
+    text = comparison_table({"clear film (562)": {"late": _estimate(0.9, 0.02)}},
+                            row_header="group")
+    assert text.splitlines()[1].split()[:2] == ["group", "late"]
+
+
 def test_comparison_table_rejects_bad_rows():
     with pytest.raises(ValueError, match="rows"):
         comparison_table({})
@@ -370,3 +387,14 @@ def test_plot_estimates_draws_means_and_asymmetric_error_bars():
     plt.close(figure)
     with pytest.raises(ValueError, match="estimates"):
         plot_estimates(ax, {})
+
+
+def test_tables_are_importable_from_course_lib_evaluation():
+    import course_lib.evaluation as evaluation
+    import course_lib.evaluation_tables as tables
+
+    assert evaluation.comparison_table is tables.comparison_table
+    assert evaluation.plot_estimates is tables.plot_estimates
+    assert "comparison_table" in dir(evaluation)
+    with pytest.raises(AttributeError, match="no_such_helper"):
+        evaluation.no_such_helper  # noqa: B018

@@ -61,6 +61,7 @@ few thousand patients do not pin down every rule.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import re
@@ -200,20 +201,59 @@ def sample_latents(n_patients: int, rng: np.random.Generator) -> dict[str, np.nd
     return {name: value.astype(np.int64) for name, value in latents.items()}
 
 
+VALIDATION_FRACTION = 0.2  # of the training patients
+SPLITS = ("train", "test", "fit", "validation")
+
+
+def validation_rows(n_train: int, seed: int = 0) -> np.ndarray:
+    """Which of the ``n_train`` training patients form the validation split (sorted rows).
+
+    A fixed random 20 % for each ``seed`` (from its own random stream, so it does not move
+    when anything else changes); ``"fit"`` is the rest.
+    """
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 2:
+        raise ValueError(f"n_train must be an integer >= 2, got {n_train!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7_011]))
+    count = max(1, round(VALIDATION_FRACTION * n_train))
+    return np.sort(rng.permutation(n_train)[:count])
+
+
 def load_clinic(split: str = "train", n_patients: int | None = None, seed: int = 0) -> ClinicData:
     """Generate one split of the synthetic clinic (deterministic for a given split and seed).
 
     Args:
-        split: "train" or "test"; the two are drawn from independent random streams.
-        n_patients: how many patients (default 2400 for train, 1200 for test).
+        split: "train" or "test" (drawn from independent random streams), or the two parts of
+            the training patients for choosing hyperparameters: "validation" (a fixed 20 % of
+            them, :func:`validation_rows`) and "fit" (the other 80 %). Fit, validation and test
+            share no patient.
+        n_patients: how many patients (default 2400 for train, 1200 for test); for "fit" and
+            "validation", the size of the training split they are carved from.
         seed: a non-negative integer; the same seed gives the same patients.
+
+    Raises:
+        ValueError: for an unknown split, or a negative or non-integer seed.
     """
-    if split not in DEFAULT_SIZES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if n_patients is None:
-        n_patients = DEFAULT_SIZES[split]
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if split in ("fit", "validation"):
+        pool = _generate("train", n_patients or DEFAULT_SIZES["train"], int(seed))
+        held = validation_rows(len(pool), seed)
+        if split == "validation":
+            rows = held
+        else:
+            rows = np.setdiff1d(np.arange(len(pool)), held)
+        return dataclasses.replace(pool.subset(rows), split=split)
+    if n_patients is None:
+        n_patients = DEFAULT_SIZES[split]
+    generated = _generate(split, n_patients, int(seed))
+    return generated.subset(np.arange(len(generated)))  # a copy: the cache stays untouched
+
+
+@functools.lru_cache(maxsize=2)
+def _generate(split: str, n_patients: int, seed: int) -> ClinicData:
+    """The patients of ``split`` (cached: fit and validation are carved from one train)."""
     streams = np.random.SeedSequence([int(seed), list(DEFAULT_SIZES).index(split)]).spawn(4)
     latents = sample_latents(n_patients, np.random.default_rng(streams[0]))
     labels = torch.from_numpy(latents.pop("label"))

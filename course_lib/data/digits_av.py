@@ -6,7 +6,13 @@ synthesised with espeak-ng in several English accents, speeds and pitches (built
 paired with a random clip of the same digit and a caption from a per-class template.
 
 The test split has its own images (a fixed, stratified 25 %) *and* its own voices: the
-accents in :data:`TEST_ACCENTS` are never heard in training. The clean data is easy: a
+accents in :data:`TEST_ACCENTS` are never heard in training. For choices (epochs, learning
+rate, width) the training data is carved once more: ``"validation"`` holds a fixed, stratified
+20 % of the training images and a fixed quarter of the training voices' recordings (for each
+voice and digit, one of its four speed/pitch recordings), ``"fit"`` the rest. Fit, validation
+and test share no image and no recording; validation uses the training accents, never the
+held-out ones. ``"train"`` (= fit + validation, paired afresh) stays for chapters that make no
+choices. The clean data is easy: a
 logistic regression on flattened log-mel features scores 100 % on voices it has heard and
 92 % on the held-out accents, and one on the 64 pixels scores 97 % (``assets/README.md`` has
 the table, from ``python tools/build_spoken_digits.py --evaluate``). So the loader offers
@@ -35,7 +41,9 @@ CLIP_SAMPLES = SAMPLE_RATE  # every waveform is 1 s long
 SPOKEN_DIGITS_FILE = ASSETS_DIR / "spoken_digits.npz"
 TEST_ACCENTS = ("en-gb-scotland", "en-029")  # Scottish and Caribbean English: test only
 TEST_FRACTION = 0.25
+VALIDATION_FRACTION = 0.20  # of the training images (and a quarter of the training recordings)
 SPLIT_SEED = 20_240_601  # fixes which images are train and which are test, whatever `seed` is
+SPLITS = ("train", "test", "fit", "validation")
 CAPTION_TEMPLATES = (
     "a handwritten {name}",
     "the number {digit}",
@@ -131,8 +139,18 @@ def load_spoken_digits() -> dict[str, np.ndarray]:
     }
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
 def split_image_indices(split: str) -> np.ndarray:
-    """Rows of sklearn's digits in ``split``: a fixed stratified 75/25 cut, in a fixed order."""
+    """Rows of sklearn's digits in ``split``: a fixed stratified 75/25 cut, in a fixed order.
+
+    ``"fit"`` and ``"validation"`` cut the training rows once more, stratified 80/20 (fixed,
+    whatever the loader's ``seed``); the three of fit, validation and test are disjoint.
+    """
+    _check_split(split)
     _, labels = load_digit_images()
     rng = np.random.default_rng(SPLIT_SEED)
     chosen = []
@@ -140,13 +158,38 @@ def split_image_indices(split: str) -> np.ndarray:
         rows = rng.permutation(np.flatnonzero(labels == label))
         n_test = round(TEST_FRACTION * len(rows))
         chosen.append(rows[:n_test] if split == "test" else rows[n_test:])
-    return np.random.default_rng(SPLIT_SEED + 1).permutation(np.concatenate(chosen))
+    rows = np.random.default_rng(SPLIT_SEED + 1).permutation(np.concatenate(chosen))
+    if split in ("train", "test"):
+        return rows
+    carve = np.random.default_rng(SPLIT_SEED + 2)
+    kept = []
+    for label in range(len(DIGIT_NAMES)):
+        of_label = carve.permutation(rows[labels[rows] == label])
+        n_validation = round(VALIDATION_FRACTION * len(of_label))
+        kept.append(of_label[:n_validation] if split == "validation" else of_label[n_validation:])
+    return np.random.default_rng(SPLIT_SEED + 3).permutation(np.concatenate(kept))
 
 
 def split_clip_indices(split: str) -> np.ndarray:
-    """Clips whose accent belongs to ``split`` (test: :data:`TEST_ACCENTS`; train: the rest)."""
-    in_test = np.isin(load_spoken_digits()["accents"], TEST_ACCENTS)
-    return np.flatnonzero(in_test if split == "test" else ~in_test)
+    """Clips whose accent belongs to ``split`` (test: :data:`TEST_ACCENTS`; train: the rest).
+
+    ``"validation"`` takes, for every training voice and digit, one of its four recordings
+    (a fixed random speed/pitch combination); ``"fit"`` keeps the other three.
+    """
+    _check_split(split)
+    bank = load_spoken_digits()
+    in_test = np.isin(bank["accents"], TEST_ACCENTS)
+    if split in ("train", "test"):
+        return np.flatnonzero(in_test if split == "test" else ~in_test)
+    carve = np.random.default_rng(SPLIT_SEED + 4)
+    validation = np.zeros(len(in_test), dtype=bool)
+    training = np.flatnonzero(~in_test)
+    for voice in sorted(set(bank["voices"][training])):
+        for label in range(len(DIGIT_NAMES)):
+            group = training[(bank["voices"][training] == voice)
+                             & (bank["labels"][training] == label)]
+            validation[carve.choice(group)] = True
+    return np.flatnonzero(validation if split == "validation" else ~in_test & ~validation)
 
 
 def add_noise_at_snr(waveforms: np.ndarray, lengths: np.ndarray, shifts: np.ndarray,
@@ -175,8 +218,10 @@ def load_digits_av(split: str, seed: int = 0, image_noise: float = 0.0,
     """Aligned images, spoken words and captions of the digits 0-9, optionally degraded.
 
     Args:
-        split: ``"train"`` (1,348 images, voices of 6 accents) or ``"test"`` (449 images,
-            voices of the held-out :data:`TEST_ACCENTS`).
+        split: ``"train"`` (1,347 images, voices of 6 accents), ``"test"`` (450 images,
+            voices of the held-out :data:`TEST_ACCENTS`), or the two parts of train for
+            choosing hyperparameters: ``"fit"`` (1,078 images, 360 recordings) and
+            ``"validation"`` (269 images, 120 recordings of the training voices).
         seed: picks each image's clip and caption, and draws every degradation.
         image_noise: standard deviation of Gaussian noise added to each pixel (then clipped
             to [0, 1]); 0 for clean images.
@@ -191,11 +236,11 @@ def load_digits_av(split: str, seed: int = 0, image_noise: float = 0.0,
         images: (N, 1, 8, 8); waveforms: (N, 16000); labels: (N,). See :class:`DigitsAV`.
 
     Raises:
-        ValueError: naming the argument, for an unknown split, a negative or non-finite
+        ValueError: naming the argument, for an unknown split (not in :data:`SPLITS`), a
+            negative or non-finite
             image_noise or max_shift_s, max_shift_s of 1 s or more, or a non-finite snr_db.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    _check_split(split)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if not (isinstance(image_noise, (int, float)) and math.isfinite(image_noise)

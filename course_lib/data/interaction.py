@@ -140,7 +140,8 @@ def load_digit_match(
     """The "does the spoken digit match the written one?" dataset from ``load_digits_av``.
 
     Args:
-        split: ``"train"`` or ``"test"`` (the test clips use held-out voices).
+        split: ``"train"``, ``"test"`` (the test clips use held-out voices), or ``"fit"`` /
+            ``"validation"``, the two parts of train (see :func:`load_digits_av`).
         num_pairs: positive even number of pairs, half matching.
         seed: seeds both the degradations and the pairing.
         image_noise, snr_db: degradations passed on to ``load_digits_av``.

@@ -1,0 +1,436 @@
+"""What chapter 05 measures fusion models with: inputs, evaluation, compression and training.
+
+The models themselves live in :mod:`course_lib.fusion` (which re-exports every name here):
+
+- the digits' inputs: :class:`DigitTokenizer` (log-mel audio tokens, standardised pixels),
+  :func:`flatten_tokens`, :func:`align_by_timestamps`;
+- evaluation: :func:`fusion_accuracy`, :func:`fusion_correct` (per-example right/wrong flags
+  for :mod:`course_lib.evaluation`), :func:`modality_removal` and :func:`modality_shuffle`
+  (how much a model leans on one modality, measured in distribution);
+- compression: :func:`quantize_linear_weights`, :func:`linear_weight_count`;
+- training: :func:`train_fusion`, a thin layer over :func:`course_lib.train.train`;
+- the fusion playground's logic.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from course_lib.audio import log_mel_spectrogram
+from course_lib.fusion import (
+    Features,
+    HybridFusion,
+    LateFusion,
+    modality_dropout,
+    zero_fill,
+)
+from course_lib.train import (
+    Callback,
+    History,
+    accuracy,
+    count_parameters,
+    model_device,
+    train,
+)
+
+__all__ = [
+    "DigitTokenizer",
+    "PlaygroundData",
+    "Standardizer",
+    "align_by_timestamps",
+    "audio_frame_tokens",
+    "build_playground_data",
+    "count_parameters",
+    "flatten_tokens",
+    "fusion_accuracy",
+    "fusion_correct",
+    "fusion_loss",
+    "linear_weight_count",
+    "model_inputs",
+    "modality_removal",
+    "modality_shuffle",
+    "playground_accuracies",
+    "playground_table",
+    "quantize_linear_weights",
+    "train_fusion",
+]
+
+
+# ----------------------------------------------------------------------------- the chapter's data
+def audio_frame_tokens(waveforms: torch.Tensor, sample_rate: int = 16000, n_mels: int = 32,
+                       num_tokens: int = 5) -> torch.Tensor:
+    """Waveforms as a short token sequence: log-mel frames averaged into ``num_tokens`` chunks.
+
+    One second at 100 frames/s becomes 5 tokens of 0.2 s each (with the defaults).
+
+    Shape:
+        waveforms: ``(N, L)``; output ``(N, num_tokens, n_mels)``.
+    """
+    if waveforms.ndim != 2:
+        raise ValueError(f"waveforms must be (N, L), got shape {tuple(waveforms.shape)}")
+    if num_tokens < 1:
+        raise ValueError(f"num_tokens must be positive, got {num_tokens}")
+    log_mel = log_mel_spectrogram(waveforms, sample_rate, n_mels=n_mels)  # (N, n_mels, frames)
+    if log_mel.shape[-1] < num_tokens:
+        raise ValueError(f"num_tokens {num_tokens} exceeds the {log_mel.shape[-1]} frames")
+    return F.adaptive_avg_pool1d(log_mel, num_tokens).transpose(1, 2)
+
+
+class Standardizer:
+    """Per-feature standardisation ``(x - mean) / std`` with statistics from training tokens.
+
+    Shape:
+        tokens: ``(N, T, D)`` or ``(N, D)``; statistics ``(D,)``.
+    """
+
+    def __init__(self, training_tokens: torch.Tensor) -> None:
+        if training_tokens.ndim < 2 or training_tokens[..., 0].numel() < 2:
+            raise ValueError(f"training_tokens must be (N, D) or (N, T, D) with at least two rows, "
+                             f"got shape {tuple(training_tokens.shape)}")
+        flat = training_tokens.reshape(-1, training_tokens.shape[-1])
+        self.mean, self.std = flat.mean(dim=0), flat.std(dim=0).clamp_min(1e-6)
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[-1] != len(self.mean):
+            raise ValueError(f"tokens have width {tokens.shape[-1]}, but the statistics were "
+                             f"fitted on width {len(self.mean)}")
+        return (tokens - self.mean) / self.std
+
+
+class DigitTokenizer:
+    """The chapter's inputs: each image as one token of its 64 pixels, each clip as 5 tokens.
+
+    Each audio token averages 0.2 s of log-mel frames (32 mel bands). Pixels and mel bands
+    are standardised with statistics of the training data given to the constructor.
+
+    Shape:
+        images: ``(N, 1, 8, 8)``; waveforms: ``(N, 16000)``;
+        output: ``{"image": (N, 1, 64), "audio": (N, num_audio_tokens, 32)}``.
+    """
+
+    def __init__(self, train_images: torch.Tensor, train_waveforms: torch.Tensor,
+                 num_audio_tokens: int = 5, n_mels: int = 32) -> None:
+        self.num_audio_tokens, self.n_mels = num_audio_tokens, n_mels
+        self.image_standardizer = Standardizer(train_images.flatten(1))
+        raw_audio = self.audio_tokens(train_waveforms, standardize=False)
+        self.audio_standardizer = Standardizer(raw_audio)
+
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"images must be (N, 1, H, W), got shape {tuple(images.shape)}")
+        return self.image_standardizer(images.flatten(1))[:, None]
+
+    def audio_tokens(self, waveforms: torch.Tensor, standardize: bool = True) -> torch.Tensor:
+        tokens = audio_frame_tokens(waveforms, n_mels=self.n_mels,
+                                    num_tokens=self.num_audio_tokens)
+        return self.audio_standardizer(tokens) if standardize else tokens
+
+    def __call__(self, images: torch.Tensor, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
+        if len(images) != len(waveforms):
+            raise ValueError(f"images and waveforms must pair up, got {len(images)} images and "
+                             f"{len(waveforms)} waveforms")
+        return {"image": self.image_tokens(images), "audio": self.audio_tokens(waveforms)}
+
+
+def flatten_tokens(features: Features) -> dict[str, torch.Tensor]:
+    """Each modality's tokens ``(B, T, D)`` joined into one vector ``(B, T*D)`` (keeps order).
+
+    Vectors ``(B, D)`` pass through unchanged.
+    """
+    for name, value in features.items():
+        if value.ndim not in (2, 3):
+            raise ValueError(f"features[{name!r}] must be (B, D) or (B, T, D), got shape "
+                             f"{tuple(value.shape)}")
+    return {name: value.flatten(1) for name, value in features.items()}
+
+
+def align_by_timestamps(waveforms: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Undo known delays: rotate clip i left by ``shifts[i]`` samples.
+
+    The fix for misalignment when each recording carries a timestamp of its start. The
+    ``shift`` samples before the start (silence or background noise) move to the end, so the
+    clip keeps its length and its background is the same everywhere (zeros there instead
+    would look like nothing the model has ever heard).
+
+    Shape:
+        waveforms: ``(N, L)``; shifts: ``(N,)`` integer samples in [0, L); output ``(N, L)``.
+    """
+    if waveforms.ndim != 2 or shifts.shape != waveforms.shape[:1]:
+        raise ValueError(f"waveforms must be (N, L) and shifts (N,), got "
+                         f"{tuple(waveforms.shape)} and {tuple(shifts.shape)}")
+    if (shifts < 0).any() or (shifts >= waveforms.shape[1]).any():
+        raise ValueError(f"shifts must be in [0, {waveforms.shape[1]}), got {shifts.tolist()}")
+    return torch.stack([row.roll(-shift) for row, shift in zip(waveforms, shifts.tolist(),
+                                                               strict=True)])
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _on_model_device(model: nn.Module, features: Features) -> dict[str, torch.Tensor]:
+    device = model_device(model)
+    return {name: value.to(device) for name, value in features.items()}
+
+
+@torch.no_grad()
+def fusion_correct(model: nn.Module, features: Features, labels: torch.Tensor) -> torch.Tensor:
+    """Right/wrong flag of each example ``(N,)`` (bool, on the CPU), for intervals and tests.
+
+    Models that need every modality (``requires_all_modalities``) get :func:`zero_fill`
+    stand-ins for the missing ones; the others simply see fewer modalities. The features are
+    moved to the model's device.
+    """
+    model.eval()
+    if getattr(model, "requires_all_modalities", False):
+        features = zero_fill(features, model.input_dims)
+    logits = model(_on_model_device(model, features))
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must be (N,) = ({len(logits)},), got {tuple(labels.shape)}")
+    return (logits.argmax(dim=1).cpu() == labels.cpu())
+
+
+@torch.no_grad()
+def fusion_accuracy(model: nn.Module, features: Features, labels: torch.Tensor) -> float:
+    """Accuracy of ``model`` on ``features`` (a subset of its modalities is allowed).
+
+    Models that need every modality (``requires_all_modalities``) get :func:`zero_fill`
+    stand-ins for the missing ones; the others simply see fewer modalities.
+    """
+    model.eval()
+    if getattr(model, "requires_all_modalities", False):
+        features = zero_fill(features, model.input_dims)
+    return accuracy(model(_on_model_device(model, features)), labels)
+
+
+def modality_removal(model: nn.Module, features: Features, labels: torch.Tensor
+                     ) -> dict[str, float]:
+    """Accuracy with every modality, then with each one removed: ``{"all": .., "no image": ..}``.
+
+    The drop when a modality is removed mixes two things for a model that needs every input:
+    how much it relies on the modality, and how it reacts to the zeros put in its place, an
+    input it never saw (see :func:`modality_shuffle` for a measurement in distribution).
+    """
+    result = {"all": fusion_accuracy(model, features, labels)}
+    for name in features:
+        rest = {other: value for other, value in features.items() if other != name}
+        if rest:
+            result[f"no {name}"] = fusion_accuracy(model, rest, labels)
+    return result
+
+
+def modality_shuffle(model: nn.Module, features: Features, labels: torch.Tensor,
+                     seed: int = 0) -> dict[str, float]:
+    """Accuracy with every modality, then with each one *shuffled* across the examples.
+
+    Shuffling (permutation importance, Breiman 2001, "Random forests", Machine Learning 45)
+    gives each example the real features of another, random example for one modality: every
+    input is one the model could meet, but that modality no longer says anything about the
+    label. The accuracy that remains is what the model gets from the other modalities, without
+    the zero-fill artefact of :func:`modality_removal`.
+
+    Returns:
+        ``{"all": .., "image shuffled": .., "audio shuffled": ..}``.
+    """
+    count = len(labels)
+    for name, value in features.items():
+        if len(value) != count:
+            raise ValueError(f"features[{name!r}] has {len(value)} rows, labels {count}")
+    generator = torch.Generator().manual_seed(seed)
+    result = {"all": fusion_accuracy(model, features, labels)}
+    for name in features:
+        order = torch.randperm(count, generator=generator)
+        shuffled = dict(features)
+        shuffled[name] = features[name][order.to(features[name].device)]
+        result[f"{name} shuffled"] = fusion_accuracy(model, shuffled, labels)
+    return result
+
+
+@torch.no_grad()
+def quantize_linear_weights(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose Linear weights are stored as 8-bit integers (simulated).
+
+    Symmetric per-row quantisation: each output row gets one float scale ``max|w| / 127`` and
+    its weights become integers in [-127, 127] times that scale, so they would take 1 byte
+    each instead of 4. The copy computes with the rounded weights, so its accuracy shows
+    what the rounding costs.
+    """
+    quantized = copy.deepcopy(model)
+    for module in quantized.modules():
+        if isinstance(module, nn.Linear):
+            scale = module.weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
+            module.weight.copy_((module.weight / scale).round().clamp(-127, 127) * scale)
+    return quantized
+
+
+def linear_weight_count(model: nn.Module) -> tuple[int, int]:
+    """(number of Linear weights, number of Linear output rows) in ``model``."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return (sum(layer.weight.numel() for layer in linears),
+            sum(layer.weight.shape[0] for layer in linears))
+
+
+# ----------------------------------------------------------------------------- training
+def fusion_loss(model: nn.Module, features: Features, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the model's output, or :meth:`LateFusion.loss` for late fusion."""
+    if isinstance(model, LateFusion):
+        return model.loss(features, labels)
+    return F.cross_entropy(model(features), labels)
+
+
+def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, epochs: int,
+                 lr: float = 3e-3, batch_size: int = 64, modality_dropout_p: float = 0.0,
+                 seed: int = 0, progress: bool = True, device: torch.device | str | None = None,
+                 weight_decay: float = 1e-4,
+                 validation: tuple[Features, torch.Tensor] | None = None,
+                 callbacks: Sequence[Callback] = ()) -> History:
+    """Train a fusion model with :func:`course_lib.train.train` on the modalities it was built for.
+
+    Args:
+        tokens: modality -> ``(N, T_m, D_m)``; each model reads them via :func:`model_inputs`
+            (hybrid fusion the tokens, the others the flattened vectors).
+        labels: ``(N,)`` class indices.
+        modality_dropout_p: if > 0, each example of each training batch loses each modality
+            with this probability (:func:`modality_dropout`; models that need every modality
+            get :func:`zero_fill` stand-ins); the loss is the mean over all examples.
+        device: where to train (the model and each batch are moved there).
+        validation: optional ``(tokens, labels)`` of a validation split; after every epoch
+            its loss and accuracy go to ``history.epochs`` as ``"validation loss"`` and
+            ``"validation accuracy"`` (the learning curve).
+        callbacks: extra :class:`course_lib.train.Callback` objects.
+    """
+    names = list(model.input_dims)
+    missing = [name for name in names if name not in tokens]
+    if missing:
+        raise ValueError(f"tokens lacks {missing}, which the model was built for")
+    inputs = model_inputs(model, {name: tokens[name] for name in names})
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of_batch(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        features, labels = dict(zip(names, batch[:-1], strict=True)), batch[-1]
+        if modality_dropout_p == 0:
+            return fusion_loss(model, features, labels)
+        total = torch.zeros((), device=labels.device)
+        for rows, kept in modality_dropout(features, modality_dropout_p, generator):
+            rows = rows.to(labels.device)
+            if getattr(model, "requires_all_modalities", False):
+                kept = zero_fill(kept, model.input_dims)
+            total = total + fusion_loss(model, kept, labels[rows]) * len(rows) / len(labels)
+        return total
+
+    validate: Callable[[nn.Module], dict[str, float]] | None = None
+    if validation is not None:
+        validation_tokens, validation_labels = validation
+        lacking = [name for name in names if name not in validation_tokens]
+        if lacking:
+            raise ValueError(f"validation tokens lack {lacking}, which the model was built for")
+        validation_inputs = model_inputs(model, {name: validation_tokens[name] for name in names})
+
+        def validate(trained: nn.Module) -> dict[str, float]:
+            features = _on_model_device(trained, validation_inputs)
+            targets = validation_labels.to(model_device(trained))
+            logits = trained(features)
+            if isinstance(trained, LateFusion) and trained.combine != "learned":
+                loss = F.nll_loss(logits, targets)  # mean/weighted output log-probabilities
+            else:
+                loss = F.cross_entropy(logits, targets)
+            return {"validation loss": loss.item(),
+                    "validation accuracy": accuracy(logits, targets)}
+
+    return train(model, loss_of_batch, [inputs[name] for name in names] + [labels],
+                 epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                 seed=seed, progress=progress, device=device, validate=validate,
+                 callbacks=callbacks)
+
+
+# ----------------------------------------------------------------------------- the playground
+def model_inputs(model: nn.Module, tokens: Features) -> Features:
+    """What each model reads: hybrid fusion the tokens, the others each modality flattened."""
+    return tokens if isinstance(model, HybridFusion) else flatten_tokens(tokens)
+
+
+@dataclass
+class PlaygroundData:
+    """Test tokens precomputed at each degradation level, so a slider move only evaluates.
+
+    Attributes:
+        image_tokens: image noise level -> image tokens ``(N, T_image, D_image)``.
+        audio_tokens: SNR in dB -> audio tokens ``(N, T_audio, D_audio)`` (same N examples).
+        labels: ``(N,)``.
+    """
+
+    image_tokens: dict[float, torch.Tensor]
+    audio_tokens: dict[float, torch.Tensor]
+    labels: torch.Tensor
+
+    def tokens(self, image_noise: float, snr_db: float) -> dict[str, torch.Tensor]:
+        """The test tokens at one setting (both levels must be among the precomputed ones)."""
+        for name, value, table in (("image_noise", image_noise, self.image_tokens),
+                                   ("snr_db", snr_db, self.audio_tokens)):
+            if value not in table:
+                raise ValueError(f"{name} {value} was not precomputed; choose one of "
+                                 f"{sorted(table)}")
+        return {"image": self.image_tokens[image_noise], "audio": self.audio_tokens[snr_db]}
+
+
+def playground_accuracies(models: Mapping[str, nn.Module], data: PlaygroundData,
+                          image_noise: float, snr_db: float,
+                          dropped: Sequence[str] = ()) -> dict[str, float]:
+    """Each model's test accuracy at one degradation setting with some modalities dropped.
+
+    Models that need every modality get zeros for a dropped one (see :func:`fusion_accuracy`).
+    """
+    tokens = data.tokens(image_noise, snr_db)
+    unknown = [name for name in dropped if name not in tokens]
+    if unknown or len(set(dropped)) >= len(tokens):
+        raise ValueError(f"dropped must name some (not all) of {list(tokens)}, got {list(dropped)}")
+    kept = {name: value for name, value in tokens.items() if name not in dropped}
+    return {name: fusion_accuracy(model, model_inputs(model, kept), data.labels)
+            for name, model in models.items()}
+
+
+def playground_table(models: Mapping[str, nn.Module], data: PlaygroundData
+                     ) -> dict[tuple[float, float, tuple[str, ...]], dict[str, float]]:
+    """:func:`playground_accuracies` at every setting: (image noise, SNR, dropped) -> accuracies.
+
+    Computed once, so that moving a slider is a look-up. With the image dropped the image
+    noise does not matter (and likewise for the audio), so those settings share one entry.
+    """
+    table, computed = {}, {}
+    for noise in data.image_tokens:
+        for snr in data.audio_tokens:
+            for dropped in ((), ("image",), ("audio",)):
+                setting = (None if "image" in dropped else noise,
+                           None if "audio" in dropped else snr, dropped)
+                if setting not in computed:
+                    computed[setting] = playground_accuracies(models, data, noise, snr, dropped)
+                table[noise, snr, dropped] = computed[setting]
+    return table
+
+
+def build_playground_data(image_noise_levels: Sequence[float], snr_levels: Sequence[float],
+                          tokenizer: DigitTokenizer, split: str = "test", seed: int = 1,
+                          num_examples: int | None = None) -> PlaygroundData:
+    """Precompute the tokens of ``load_digits_av(split, seed)`` at every degradation level.
+
+    The pairing of images and clips does not depend on the degradation, so the image tokens of
+    one level and the audio tokens of another describe the same N examples.
+    """
+    from course_lib.data.digits_av import load_digits_av
+
+    if not image_noise_levels or not snr_levels:
+        raise ValueError("image_noise_levels and snr_levels must each hold at least one level")
+    clean = load_digits_av(split, seed=seed)
+    count = len(clean) if num_examples is None else num_examples
+    if not 0 < count <= len(clean):
+        raise ValueError(f"num_examples must be in 1..{len(clean)}, got {num_examples}")
+    image_tokens = {level: tokenizer.image_tokens(
+        load_digits_av(split, seed=seed, image_noise=level).images[:count])
+        for level in image_noise_levels}
+    audio_tokens = {level: tokenizer.audio_tokens(
+        load_digits_av(split, seed=seed, snr_db=level).waveforms[:count])
+        for level in snr_levels}
+    return PlaygroundData(image_tokens, audio_tokens, clean.labels[:count])
