@@ -13,10 +13,8 @@ the 10 digits:
   ``"<image> what digit is this ?"``; their score of a digit is the language model's logit of
   that digit's word at the answer position.
 
-:func:`train_design` trains any of them with the course's one loop and keeps the epoch with
-the best validation accuracy; :func:`evaluate_design` measures it (clean, one modality
-missing, noisy images); :func:`design_cost` counts parameters, the LM's sequence length and
-the FLOPs of one answer from :mod:`course_lib.budget`'s cost functions.
+:func:`train_design` keeps the best validation epoch, :func:`evaluate_design` measures
+clean / missing / noisy accuracy, :func:`design_cost` counts parameters and FLOPs.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from course_lib.architectures import (
     Thinker,
     flamingo_training_stage,
     llava_training_stage,
+    next_token_loss,
     splice_image_tokens,
 )
 from course_lib.budget import attention_cost, mlp_cost
@@ -141,17 +140,13 @@ class DualEncoderClassifier(nn.Module):
         return own + 0.5 * (F.cross_entropy(pairs, targets) + F.cross_entropy(pairs.T, targets))
 
 
-def _check_design(design: str) -> None:
-    if design not in DESIGNS:
-        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
-
-
 def build_design(design: str, *, width: int = 64, language_model: DecoderLM | None = None
                  ) -> nn.Module:
     """A fresh model of ``design`` (seed torch first). LLaVA and Flamingo extend a deep copy
     of ``language_model`` (required for them; width must equal its ``dim``); LLaVA's trainable
     set is its stage 2 (projector + LM), Flamingo's is the resampler and the gated blocks."""
-    _check_design(design)
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
     if isinstance(width, bool) or not isinstance(width, int) or width < 8 or width % 8:
         raise ValueError(f"width must be a positive multiple of 8, got {width!r}")
     dims = {"image": INPUT_DIM, "audio": INPUT_DIM}
@@ -180,31 +175,19 @@ def build_design(design: str, *, width: int = 64, language_model: DecoderLM | No
     return model
 
 
-def _prompt(batch: int, device: torch.device, with_marker: bool = True) -> Tensor:
-    ids = PROMPT if with_marker else PROMPT[1:]
-    return torch.tensor(ids, device=device).expand(batch, -1)
-
-
-def _media(image: Tensor | None, audio: Tensor | None) -> Tensor:
+def _answer_hidden(model: nn.Module, image: Tensor | None, audio: Tensor | None,
+                   answers: Tensor | None) -> Tensor:
+    """Hidden states of an LM design over the prompt (and the answer word, if given)."""
     parts = [t for t in (image, audio) if t is not None]
     if not parts:
         raise ValueError("give at least one of image and audio")
-    return torch.cat(parts, dim=1)
-
-
-def _answer_hidden(model: nn.Module, image: Tensor | None, audio: Tensor | None,
-                   answers: Tensor | None) -> Tensor:
-    """Hidden states of an LM design at the prompt's last position (and beyond)."""
-    media = _media(image, audio)
-    batch, device = len(media), media.device
-    if isinstance(model, Thinker):
-        ids = _prompt(batch, device, with_marker=False)
-        if answers is not None:
-            ids = torch.cat([ids, answers[:, None]], dim=1)
-        return model.hidden_states(ids, image, audio)
-    ids = _prompt(batch, device)
+    media = torch.cat(parts, dim=1)  # (B, 6, 64): the image token, then the audio tokens
+    ids = torch.tensor(PROMPT[1:] if isinstance(model, Thinker) else PROMPT,
+                       device=media.device).expand(len(media), -1)
     if answers is not None:
         ids = torch.cat([ids, answers[:, None]], dim=1)
+    if isinstance(model, Thinker):
+        return model.hidden_states(ids, image, audio)
     if isinstance(model, LlavaLikeModel):
         lm = model.language_model
         spliced = splice_image_tokens(lm.embed(ids), ids, model.image_tokens(media), IMAGE_ID)
@@ -265,14 +248,10 @@ def pretrain_digit_lm(*, seed: int, device: torch.device | str, steps: int = 100
     digits = torch.randint(0, NUM_CLASSES, (steps * 16,), generator=generator)  # 4 epochs
     names = DIGIT_IDS[digits][:, None]
     ids = torch.cat([names, torch.tensor(PROMPT[1:]).expand(len(digits), -1), names], dim=1)
-    labels = ids.clone()
-    labels[:, 0] = -100
     torch.manual_seed(seed)
     lm = DecoderLM(len(WORDS), dim, depth=2, num_heads=4, ff_dim=2 * dim)
-    history = train(lm, lambda b: F.cross_entropy(lm(b[0])[:, :-1].flatten(0, 1),
-                                                  b[1][:, 1:].flatten(), ignore_index=-100),
-                    [ids, labels], epochs=4, batch_size=64, lr=3e-3, seed=seed,
-                    progress=False, device=device)
+    history = train(lm, lambda b: next_token_loss(lm(b[0]), b[0]), [ids], epochs=4,
+                    batch_size=64, lr=3e-3, seed=seed, progress=False, device=device)
     return lm.requires_grad_(False).eval(), history
 
 
@@ -342,6 +321,11 @@ def _linear(tokens: int, d_in: int, d_out: int) -> int:
     return 2 * tokens * d_in * d_out  # a Linear layer on `tokens` positions, 2 FLOPs per MAC
 
 
+def _sequential(layers: nn.Sequential) -> int:
+    return sum(_linear(1, m.in_features, m.out_features) for m in layers
+               if isinstance(m, nn.Linear))
+
+
 def _lm_cost(lm: DecoderLM, length: int) -> tuple[int, int]:
     ff = lm.blocks[0].gate_proj.out_features
     attention = attention_cost(length, lm.dim, len(lm.blocks)).total_flops
@@ -366,17 +350,13 @@ def design_cost(model: nn.Module, image_tokens: int = 1, audio_tokens: int = 5
     lm_length = None
     tokens = image_tokens + audio_tokens
     if isinstance(model, EarlyFusion):
-        hidden = model.net[0].out_features
-        attention, mlp = 0, _linear(1, 2 * INPUT_DIM, hidden) + _linear(1, hidden, hidden) + \
-            _linear(1, hidden, NUM_CLASSES)
+        attention, mlp = 0, _sequential(model.net)
     elif isinstance(model, LateFusion):
-        hidden = model.models["image"][0].out_features
-        attention, mlp = 0, 2 * (_linear(1, INPUT_DIM, hidden) + _linear(1, hidden, hidden)
-                                 + _linear(1, hidden, NUM_CLASSES))
-    elif isinstance(model, DualEncoderClassifier):
-        hidden, embed = model.towers["image"][0].out_features, model.class_embeddings.shape[1]
-        attention, mlp = 0, 2 * (_linear(1, INPUT_DIM, hidden) + _linear(1, hidden, embed)
-                                 + _linear(1, embed, NUM_CLASSES))
+        attention, mlp = 0, sum(_sequential(m) for m in model.models.values())
+    elif isinstance(model, DualEncoderClassifier):  # two towers, then 10 cosines each
+        attention = 0
+        mlp = sum(_sequential(m) + _linear(1, m[-1].out_features, NUM_CLASSES)
+                  for m in model.towers.values())
     elif isinstance(model, HybridFusion):
         d, depth = model.d_model, len(model.blocks)
         ff = model.blocks[0].feed_forward[0].out_features
