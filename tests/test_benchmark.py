@@ -137,3 +137,23 @@ def test_bad_inputs_raise_errors_naming_the_argument(language_model):
         load_digit_task(image_noise=0.0)
     with pytest.raises(ValueError, match="model"):
         design_cost(torch.nn.Linear(2, 2))
+
+
+def test_chapter_09_trains_on_the_setup_cells_device_and_compares_with_interval_helpers():
+    import ast
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "09_fusion_benchmark.ipynb"
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    calls = [node for cell in cells for node in ast.walk(ast.parse(cell))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in ("train_design", "pretrain_digit_lm")]
+    assert len(calls) == 2
+    for call in calls:
+        device = [k.value for k in call.keywords if k.arg == "device"]
+        assert device and isinstance(device[0], ast.Name) and device[0].id == "device"
+    helpers = ("comparison_table(", "describe_comparison(", "noise_words(")
+    assert sum(any(h in cell for h in helpers) for cell in cells) >= 4
+    assert not any("class " in cell and "nn.Module" in cell for cell in cells)
