@@ -94,20 +94,25 @@ def check_number(name: str, value: Any, *, minimum: float | None = None,
         raise ValueError(f"{name} must be a finite number, got {value}")
     _check_range(name, value, minimum, maximum)
     if above is not None and not value > above:
-        raise ValueError(f"{name} must be greater than {above:g}, got {value:g}")
+        raise ValueError(f"{name} must be greater than {_show(above)}, got {_show(value)}")
     if below is not None and not value < below:
-        raise ValueError(f"{name} must be less than {below:g}, got {value:g}")
+        raise ValueError(f"{name} must be less than {_show(below)}, got {_show(value)}")
     return value
 
 
+def _show(number: float | None) -> str:
+    return str(number) if isinstance(number, (int, type(None))) else f"{number:g}"
+
+
 def _check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    low, high, got = _show(minimum), _show(maximum), _show(value)
     if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be in [{minimum:g}, {maximum:g}], got {value:g}")
+        raise ValueError(f"{name} must be in [{low}, {high}], got {got}")
     if minimum is not None and value < minimum:
-        words = {0: "non-negative", 1: "positive"}.get(minimum, f"at least {minimum:g}")
-        raise ValueError(f"{name} must be {words}, got {value:g}")
+        words = {0: "non-negative", 1: "positive"}.get(minimum, f"at least {low}")
+        raise ValueError(f"{name} must be {words}, got {got}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be at most {maximum:g}, got {value:g}")
+        raise ValueError(f"{name} must be at most {high}, got {got}")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:

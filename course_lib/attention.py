@@ -60,6 +60,20 @@ class AttentionSteps:
     output: Tensor
 
 
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> torch.Size:
+    """NumPy broadcasting of shapes (what ``torch.broadcast_shapes`` computes, without the
+    second it spends importing symbolic-shape machinery on its first call)."""
+    length = max((len(shape) for shape in shapes), default=0)
+    result = [1] * length
+    for shape in shapes:
+        for position, size in enumerate(shape, start=length - len(shape)):
+            if size != 1 and result[position] not in (1, size):
+                raise RuntimeError(f"shapes {shapes} do not broadcast")
+            if size != 1:
+                result[position] = size
+    return torch.Size(result)
+
+
 def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None,
                             scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
     """The three tensors, checked, as one floating dtype (the widest of the three)."""
@@ -81,7 +95,7 @@ def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor, mask: Ten
         raise ValueError(f"key has {key.shape[-2]} tokens but value has {value.shape[-2]}: "
                          "each key needs exactly one value (dimension -2 must match)")
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        batch = _broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError as error:
         raise ValueError(f"query {tuple(query.shape)}, key {tuple(key.shape)} and value "
                          f"{tuple(value.shape)} have leading dimensions that do not broadcast"
@@ -101,7 +115,7 @@ def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor, mask: Ten
                                 f"convert a 0/1 mask with .bool()")
     target = (*batch, query.shape[-2], key.shape[-2])
     try:
-        fits = torch.broadcast_shapes(mask.shape, target) == torch.Size(target)
+        fits = _broadcast_shapes(mask.shape, target) == torch.Size(target)
     except RuntimeError:
         fits = False
     if not fits:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -223,3 +224,15 @@ def test_attention_map_is_the_row_of_that_query_and_head(rows, cols, prefix, kin
     image = attention_map_over_image(given_weights, 2, 1, [rows, cols], prefix)
     assert image.shape == (rows, cols)
     assert image.flatten().tolist() == weights[1, 2, prefix:].tolist()
+
+
+@given(st.lists(st.lists(st.sampled_from([0, 1, 2, 3]), max_size=3), min_size=1, max_size=3))
+def test_the_shape_broadcast_matches_pytorch_s(shapes):
+    from course_lib.attention import _broadcast_shapes
+    try:
+        expected = torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            _broadcast_shapes(*shapes)
+    else:
+        assert _broadcast_shapes(*shapes) == expected
