@@ -260,8 +260,12 @@ def to_weights_dtype(name: str, value: Any, module: torch.nn.Module, **checks: A
     """
     value = check_tensor(name, value, **checks)
     parameter = next(module.parameters(), None)
-    if parameter is not None and parameter.is_floating_point() \
-            and value.dtype != parameter.dtype:
+    if parameter is None:
+        return value
+    if value.device != parameter.device and parameter.device.type != "meta":
+        raise ValueError(f"{name} is on {value.device} but the {type(module).__name__}'s weights "
+                         f"are on {parameter.device}: move it with .to({str(parameter.device)!r})")
+    if parameter.is_floating_point() and value.dtype != parameter.dtype:
         value = value.to(parameter.dtype)
     return value
 

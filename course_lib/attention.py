@@ -185,7 +185,20 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
     if n < 1:
         raise ValueError(f"n must be a positive integer number of tokens, got {n!r}")
     check_int("n", n, maximum=MAX_TOKENS)
-    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    return torch.ones(n, n, dtype=torch.bool, device=_check_device(device)).tril()
+
+
+def _check_device(device: object) -> torch.device | None:
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise ArgumentTypeError(f"device must be a torch.device or a name such as 'cpu' or "
+                                f"'cuda:0', got {describe(device)}")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', "
+                         f"got {device!r}") from error
 
 
 def padding_mask(lengths: Tensor | list[int], max_len: int | None = None) -> Tensor:
@@ -562,7 +575,9 @@ def explore_attention(angle_deg: float, length: float, temperature: float,
     if not temperature > 0:
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     angle = math.radians(angle_deg)
-    query = torch.tensor([math.cos(angle), math.sin(angle)], dtype=keys.dtype) * length
+    query = torch.tensor([math.cos(angle), math.sin(angle)], dtype=keys.dtype,
+                         device=keys.device) * length
+    values = values.to(keys.device)
     scale = 1.0 / (temperature * math.sqrt(keys.shape[-1]))
     steps = attention_steps(query[None], keys, values, scale=scale)
     if not bool(torch.isfinite(steps.scaled_scores).all()):

@@ -236,3 +236,9 @@ def test_the_shape_broadcast_matches_pytorch_s(shapes):
             _broadcast_shapes(*shapes)
     else:
         assert _broadcast_shapes(*shapes) == expected
+
+
+@covers(A + "causal_mask")
+@given(st.one_of(st.integers(), st.sampled_from(["gpu", "cuda:x", "", "cpu:-1"]), st.just([0])))
+def test_causal_mask_refuses_a_bad_device(device):
+    assert_rejects(causal_mask, "device", 3, device)

@@ -192,3 +192,13 @@ def test_check_allocation_limits_memory_but_not_on_the_meta_device():
         assert check_allocation("dim * dim", 10**12) == 10**12
         with pytest.raises(ValueError, match="iterations"):
             check_allocation("steps", 10**12, 10**6, what="iterations")
+
+
+def test_to_weights_dtype_names_a_device_mismatch():
+    with torch.device("meta"):
+        layer = nn.Linear(2, 2)
+    to_weights_dtype("x", torch.zeros(1, 2, device="meta"), layer)  # both on meta: fine
+    cpu_layer = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="^x is on meta but the Linear's weights are on cpu: "
+                                         "move it with .to\\('cpu'\\)$"):
+        to_weights_dtype("x", torch.zeros(1, 2, device="meta"), cpu_layer, kind="float")
