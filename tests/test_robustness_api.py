@@ -31,6 +31,7 @@ PENDING = (
     "data", "data.*",
     "env",
     "widgets", "widgets.*",
+    "checks.ch*",  # the checkers of the chapters' exercises (the capstone's are covered)
 )
 
 
@@ -84,7 +85,10 @@ def test_every_public_name_has_a_robustness_test():
 def test_covered_names_exist():
     _load_robustness_tests()
     every = {name for module in _modules() for name in public_names(module)}
-    stale = sorted(set(COVERED) - every)
+    # Names defined in a private module (re-exported elsewhere) are not walked: skip them.
+    walked = {name for name in COVERED
+              if not any(part.startswith("_") for part in name.split(".")[1:-1])}
+    stale = sorted(walked - every)
     assert not stale, f"robustness tests cover names that are not public API: {stale}"
 
 

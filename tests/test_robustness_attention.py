@@ -36,12 +36,11 @@ from course_lib.attention import (
     to_torch_mha_mask,
 )
 
-A = "course_lib.attention."
 Q, K, V = torch.ones(2, 3), torch.ones(4, 3), torch.ones(4, 2)
 
 
 # ----------------------------------------------------------------------------- the formula
-@covers(A + "attention_steps", A + "scaled_dot_product_attention", A + "AttentionSteps")
+@covers(attention_steps, scaled_dot_product_attention, AttentionSteps)
 @given(st.sampled_from(["query", "key", "value"]), st.data())
 def test_attention_refuses_bad_tensors(argument, data):
     tensors = {"query": Q, "key": K, "value": V}
@@ -52,7 +51,7 @@ def test_attention_refuses_bad_tensors(argument, data):
     assert_rejects(scaled_dot_product_attention, argument, **tensors)
 
 
-@covers(A + "attention_steps", A + "scaled_dot_product_attention")
+@covers(attention_steps, scaled_dot_product_attention)
 @given(st.one_of(not_a_number(), st.floats(-1e9, 0)))
 def test_attention_refuses_a_bad_scale(scale):
     if scale is None:
@@ -60,7 +59,7 @@ def test_attention_refuses_a_bad_scale(scale):
     assert_rejects(attention_steps, "scale", Q, K, V, scale=scale)
 
 
-@covers(A + "attention_steps", A + "scaled_dot_product_attention")
+@covers(attention_steps, scaled_dot_product_attention)
 @given(st.one_of(not_a_tensor().filter(lambda v: v is not None),
                  tensor_of_dtype((2, 4), (torch.float32, torch.int64, torch.uint8)),
                  st.just(torch.ones(3, 4, dtype=torch.bool)),
@@ -69,7 +68,7 @@ def test_attention_refuses_a_bad_mask(mask):
     assert_rejects(scaled_dot_product_attention, "mask", Q, K, V, mask=mask)
 
 
-@covers(A + "attention_steps", A + "scaled_dot_product_attention", A + "AttentionSteps")
+@covers(attention_steps, scaled_dot_product_attention, AttentionSteps)
 @given(st.integers(0, 3), st.integers(1, 4), st.data())
 def test_attention_matches_pytorch_for_any_layout_and_dtype(n, m, data):
     query = data.draw(float_tensors((2, n, 3)))
@@ -89,20 +88,20 @@ def test_attention_matches_pytorch_for_any_layout_and_dtype(n, m, data):
 
 
 # ----------------------------------------------------------------------------- masks
-@covers(A + "causal_mask")
+@covers(causal_mask)
 @given(bad_int(1, 16_384))
 def test_causal_mask_refuses_a_bad_length(n):
     assert_rejects(causal_mask, "n", n)
 
 
-@covers(A + "causal_mask")
+@covers(causal_mask)
 @given(st.integers(1, 40))
 def test_causal_mask_is_the_lower_triangle(n):
     mask = causal_mask(n)
     assert all(mask[i, j].item() == (j <= i) for i in range(n) for j in range(0, n, 7))
 
 
-@covers(A + "padding_mask")
+@covers(padding_mask)
 @given(st.one_of(st.just([1.5]), st.just([True, False]), st.just(["a"]), st.just([[1, 2]]),
                  st.just(torch.tensor([1.0])), st.just(torch.tensor([[1]])), st.just([-1]),
                  st.none(), st.just(np.array([0.5]))))
@@ -110,7 +109,7 @@ def test_padding_mask_refuses_bad_lengths(lengths):
     assert_rejects(padding_mask, "lengths", lengths)
 
 
-@covers(A + "padding_mask")
+@covers(padding_mask)
 @given(bad_int(0, 16_384).filter(lambda v: v is not None))
 def test_padding_mask_refuses_a_bad_max_len(max_len):
     assert_rejects(padding_mask, "max_len", [2, 0], max_len)
@@ -120,7 +119,7 @@ def test_padding_mask_refuses_a_huge_default_length():
     assert_rejects(padding_mask, "lengths", [10**12])
 
 
-@covers(A + "padding_mask")
+@covers(padding_mask)
 @given(st.lists(st.integers(0, 6), max_size=4), st.sampled_from(["list", "tensor", "numpy"]))
 def test_padding_mask_keeps_the_first_length_tokens(lengths, kind):
     given_lengths = {"list": lengths, "tensor": torch.tensor(lengths, dtype=torch.long),
@@ -130,13 +129,13 @@ def test_padding_mask_keeps_the_first_length_tokens(lengths, kind):
     assert mask.tolist() == [[j < length for j in range(6)] for length in lengths]
 
 
-@covers(A + "to_torch_mha_mask")
+@covers(to_torch_mha_mask)
 @given(st.one_of(not_a_tensor(), tensor_of_dtype((2, 2), (torch.float32, torch.int64))))
 def test_to_torch_mha_mask_refuses_what_is_not_a_bool_mask(mask):
     assert_rejects(to_torch_mha_mask, "mask", mask)
 
 
-@covers(A + "to_torch_mha_mask")
+@covers(to_torch_mha_mask)
 @given(st.integers(0, 4), st.integers(0, 4))
 def test_to_torch_mha_mask_inverts_any_bool_mask(rows, cols):
     mask = torch.rand(rows, cols) > 0.5
@@ -145,7 +144,7 @@ def test_to_torch_mha_mask_inverts_any_bool_mask(rows, cols):
 
 
 # ----------------------------------------------------------------------------- entropy
-@covers(A + "attention_entropy")
+@covers(attention_entropy)
 @given(st.one_of(
     not_a_tensor(), tensor_of_dtype((3,), (torch.int64, torch.bool)),
     st.just(torch.tensor([0.5, float("nan")])), st.just(torch.tensor([2.0, -1.0])),
@@ -155,7 +154,7 @@ def test_attention_entropy_refuses_what_is_not_a_distribution(weights):
     assert_rejects(attention_entropy, "weights", weights)
 
 
-@covers(A + "attention_entropy")
+@covers(attention_entropy)
 @given(st.integers(1, 6), st.integers(0, 3), st.sampled_from([torch.float32, torch.float64]))
 def test_attention_entropy_is_the_shannon_formula(m, rows, dtype):
     weights = torch.softmax(torch.randn(rows, m, dtype=dtype), dim=-1)
@@ -167,7 +166,7 @@ def test_attention_entropy_is_the_shannon_formula(m, rows, dtype):
 
 
 # ----------------------------------------------------------------------------- explorer
-@covers(A + "explore_attention", A + "ExplorerState")
+@covers(explore_attention, ExplorerState)
 @given(st.sampled_from(["angle_deg", "length", "temperature", "keys", "values"]), st.data())
 def test_explore_attention_refuses_bad_arguments(argument, data):
     kwargs = {"angle_deg": 0.0, "length": 1.0, "temperature": 1.0}
@@ -186,7 +185,7 @@ def test_explore_attention_refuses_scores_that_overflow():
     assert_rejects(explore_attention, "temperature", 0.0, 1e30, 1e-30)
 
 
-@covers(A + "explore_attention", A + "ExplorerState")
+@covers(explore_attention, ExplorerState)
 @given(st.floats(-720, 720), st.floats(0, 10), st.floats(0.05, 20), st.data())
 def test_explore_attention_gives_a_distribution_for_any_slider_setting(angle, length,
                                                                         temperature, data):
@@ -199,7 +198,7 @@ def test_explore_attention_gives_a_distribution_for_any_slider_setting(angle, le
 
 
 # ----------------------------------------------------------------------------- maps
-@covers(A + "attention_map_over_image")
+@covers(attention_map_over_image)
 @given(st.sampled_from(["weights", "query_index", "head", "grid", "num_prefix_tokens"]),
        st.data())
 def test_attention_map_refuses_bad_arguments(argument, data):
@@ -216,7 +215,7 @@ def test_attention_map_refuses_bad_arguments(argument, data):
     assert_rejects(attention_map_over_image, argument, **kwargs)
 
 
-@covers(A + "attention_map_over_image")
+@covers(attention_map_over_image)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 2), st.sampled_from(["t", "np"]))
 def test_attention_map_is_the_row_of_that_query_and_head(rows, cols, prefix, kind):
     weights = torch.rand(2, 3, prefix + rows * cols).transpose(0, 0)
@@ -238,7 +237,7 @@ def test_the_shape_broadcast_matches_pytorch_s(shapes):
         assert _broadcast_shapes(*shapes) == expected
 
 
-@covers(A + "causal_mask")
+@covers(causal_mask)
 @given(st.one_of(st.integers(), st.sampled_from(["gpu", "cuda:x", "", "cpu:-1"]), st.just([0])))
 def test_causal_mask_refuses_a_bad_device(device):
     assert_rejects(causal_mask, "device", 3, device)

@@ -31,7 +31,6 @@ from course_lib.attention import (
     encoder_layers,
 )
 
-A = "course_lib.attention."
 HUGE = 2**26  # a width whose square no memory holds
 
 
@@ -52,8 +51,8 @@ with torch.no_grad():  # open the gates, so that the gated block is not the iden
 
 
 # ----------------------------------------------------------------------------- constructors
-@covers(A + "MultiHeadCrossAttention", A + "MultiHeadSelfAttention", A + "TransformerBlock",
-        A + "GatedCrossAttentionBlock")
+@covers(MultiHeadCrossAttention, MultiHeadSelfAttention, TransformerBlock,
+        GatedCrossAttentionBlock)
 @given(st.sampled_from(["MultiHeadCrossAttention", "MultiHeadSelfAttention",
                         "TransformerBlock", "GatedCrossAttentionBlock"]),
        st.sampled_from(["dim", "num_heads"]), st.data())
@@ -63,14 +62,14 @@ def test_attention_modules_refuse_bad_sizes(module, argument, data):
     assert_rejects(globals()[module], argument, **kwargs)
 
 
-@covers(A + "MultiHeadCrossAttention", A + "GatedCrossAttentionBlock")
+@covers(MultiHeadCrossAttention, GatedCrossAttentionBlock)
 @given(bad_int(1, HUGE))
 def test_cross_attention_refuses_a_bad_kv_dim(kv_dim):
     assert_rejects(MultiHeadCrossAttention, "kv_dim", 8, 2, kv_dim)
     assert_rejects(GatedCrossAttentionBlock, "kv_dim", 8, 2, kv_dim)
 
 
-@covers(A + "TransformerBlock", A + "FeedForward")
+@covers(TransformerBlock, FeedForward)
 @given(st.sampled_from(["mlp_ratio", "dropout"]), st.data())
 def test_transformer_block_refuses_bad_ratios(argument, data):
     bad = {"mlp_ratio": st.one_of(not_a_number(), st.floats(-9, 0), st.floats(1e8, 1e300)),
@@ -81,7 +80,7 @@ def test_transformer_block_refuses_bad_ratios(argument, data):
         assert_rejects(FeedForward, "dropout", 8, 16, value)
 
 
-@covers(A + "FeedForward", A + "GatedCrossAttentionBlock")
+@covers(FeedForward, GatedCrossAttentionBlock)
 @given(st.sampled_from(["dim", "hidden_dim"]), bad_int(1, HUGE))
 def test_feed_forward_refuses_bad_widths(argument, value):
     kwargs = {"dim": 8, "hidden_dim": 16, argument: value}
@@ -89,7 +88,7 @@ def test_feed_forward_refuses_bad_widths(argument, value):
     assert_rejects(GatedCrossAttentionBlock, "ff_mult", 8, 2, ff_mult=value)
 
 
-@covers(A + "FeedForward")
+@covers(FeedForward)
 @given(float_tensors((2, 3, 8)))
 def test_feed_forward_is_linear_gelu_linear(tokens):
     torch.manual_seed(0)
@@ -103,7 +102,7 @@ def F_gelu(x):  # noqa: N802 - GELU by its erf formula, independent of nn.GELU
     return 0.5 * x * (1 + torch.erf(x / 2**0.5))
 
 
-@covers(A + "encoder_layers")
+@covers(encoder_layers)
 @given(st.sampled_from(["dim", "num_heads", "depth", "mlp_ratio"]), st.data())
 def test_encoder_layers_refuse_bad_sizes(argument, data):
     kwargs = {"dim": 8, "num_heads": 2, "depth": 1, "mlp_ratio": 2}
@@ -113,7 +112,7 @@ def test_encoder_layers_refuse_bad_sizes(argument, data):
     assert_rejects(encoder_layers, argument, **kwargs)
 
 
-@covers(A + "encoder_layers")
+@covers(encoder_layers)
 @given(st.integers(0, 3))
 def test_encoder_layers_stack_depth_pytorch_layers(depth):
     layers = encoder_layers(8, 2, depth)
@@ -130,8 +129,8 @@ def _inputs(kind: str, batch: int, n: int, m: int, draw) -> dict:
             "gated": {"h": tokens, "media": context}}[kind]
 
 
-@covers(A + "MultiHeadCrossAttention.forward", A + "MultiHeadSelfAttention.forward",
-        A + "TransformerBlock.forward", A + "GatedCrossAttentionBlock.forward")
+@covers(MultiHeadCrossAttention.forward, MultiHeadSelfAttention.forward,
+        TransformerBlock.forward, GatedCrossAttentionBlock.forward)
 @given(st.sampled_from(list(MODULES)), st.integers(0, 2), st.integers(0, 3),
        st.integers(1, 3), st.data())
 def test_modules_accept_the_dtype_policy_types(kind, batch, n, m, data):
@@ -144,8 +143,8 @@ def test_modules_accept_the_dtype_policy_types(kind, batch, n, m, data):
     assert_close_to_float32(got, expected)
 
 
-@covers(A + "MultiHeadCrossAttention.forward", A + "MultiHeadSelfAttention.forward",
-        A + "TransformerBlock.forward", A + "GatedCrossAttentionBlock.forward")
+@covers(MultiHeadCrossAttention.forward, MultiHeadSelfAttention.forward,
+        TransformerBlock.forward, GatedCrossAttentionBlock.forward)
 @given(st.sampled_from(list(MODULES)), st.data())
 def test_modules_refuse_bad_tokens_before_any_layer_norm(kind, data):
     inputs = _inputs(kind, 2, 3, 5, data.draw)
@@ -158,8 +157,8 @@ def test_modules_refuse_bad_tokens_before_any_layer_norm(kind, data):
     assert_rejects(MODULES[kind], argument, **inputs)
 
 
-@covers(A + "MultiHeadCrossAttention.forward", A + "MultiHeadSelfAttention.forward",
-        A + "GatedCrossAttentionBlock.forward", A + "TransformerBlock.forward")
+@covers(MultiHeadCrossAttention.forward, MultiHeadSelfAttention.forward,
+        GatedCrossAttentionBlock.forward, TransformerBlock.forward)
 @given(st.sampled_from([("cross", "context_mask"), ("self", "padding_mask"),
                         ("block", "padding_mask"), ("gated", "media_mask"),
                         ("cross", "attention_mask"), ("self", "attention_mask")]),
@@ -175,7 +174,7 @@ def test_modules_refuse_bad_masks_by_their_own_name(case, mask):
     assert_rejects(MODULES[kind], argument, **inputs, **{argument: mask})
 
 
-@covers(A + "MultiHeadCrossAttention.forward")
+@covers(MultiHeadCrossAttention.forward)
 @given(st.one_of(st.none(), st.integers(0, 1), st.text(max_size=2)))
 def test_return_weights_must_be_a_flag(flag):
     assert_rejects(MODULES["cross"], "return_weights", torch.randn(1, 2, 8),
@@ -183,14 +182,14 @@ def test_return_weights_must_be_a_flag(flag):
 
 
 # ----------------------------------------------------------------------------- conversion
-@covers(A + "MultiHeadCrossAttention.load_from_torch", A + "MultiHeadCrossAttention.to_torch")
+@covers(MultiHeadCrossAttention.load_from_torch, MultiHeadCrossAttention.to_torch)
 @given(st.one_of(st.none(), st.just(nn.Linear(8, 8)), st.just(nn.MultiheadAttention(8, 4)),
                  st.just(nn.MultiheadAttention(8, 2, bias=False))))
 def test_load_from_torch_refuses_what_does_not_fit(mha):
     assert_rejects(MultiHeadCrossAttention(8, 2).load_from_torch, "mha", mha)
 
 
-@covers(A + "MultiHeadCrossAttention.load_from_torch", A + "MultiHeadCrossAttention.to_torch")
+@covers(MultiHeadCrossAttention.load_from_torch, MultiHeadCrossAttention.to_torch)
 @given(st.sampled_from([(8, 2, None), (8, 4, 6), (4, 1, 4)]), st.integers(1, 3))
 def test_to_torch_and_back_gives_pytorch_s_output(sizes, n):
     dim, heads, kv_dim = sizes

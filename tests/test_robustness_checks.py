@@ -27,8 +27,6 @@ from course_lib.checks import (
     check_training,
 )
 
-C = "course_lib.checks."
-
 # Answers that are not an accuracy in [0, 1]: what a learner's function might return.
 not_an_accuracy = st.one_of(
     st.sampled_from([float("nan"), float("inf"), float("-inf"), None, "0.5", "high", True,
@@ -67,13 +65,13 @@ def _correct_without(model, features, labels, missing):
 
 
 # ----------------------------------------------------------------------------- exercise 4 and 5
-@covers(C + "check_evaluation", C + "CheckResult")
+@covers(check_evaluation, CheckResult)
 @given(not_an_accuracy)
 def test_check_evaluation_never_passes_what_is_not_an_accuracy(answer):
     assert not_passed(check_evaluation(lambda model, features, labels: answer))
 
 
-@covers(C + "check_evaluation")
+@covers(check_evaluation)
 @given(st.floats(0, 1), st.booleans())
 def test_check_evaluation_never_passes_a_guess(guess, with_eval):
     def guessing(model, features, labels):
@@ -85,32 +83,32 @@ def test_check_evaluation_never_passes_a_guess(guess, with_eval):
     assert not_passed(result)  # no single number is right for both test sets
 
 
-@covers(C + "check_evaluation")
+@covers(check_evaluation)
 @given(errors)
 def test_check_evaluation_turns_any_error_into_a_hint(error):
     assert not_passed(check_evaluation(_raises(error)))
 
 
-@covers(C + "check_evaluation")
+@covers(check_evaluation)
 @given(numpy_scalars())
 def test_check_evaluation_accepts_a_right_accuracy_in_any_numeric_type(as_type):
     result = check_evaluation(lambda *args: as_type(_correct_evaluate(*args)))
     assert result.passed, result.message
 
 
-@covers(C + "check_missing_modality")
+@covers(check_missing_modality)
 @given(not_an_accuracy)
 def test_check_missing_modality_never_passes_what_is_not_an_accuracy(answer):
     assert not_passed(check_missing_modality(lambda model, features, labels, missing: answer))
 
 
-@covers(C + "check_missing_modality")
+@covers(check_missing_modality)
 @given(st.one_of(errors.map(_raises), st.floats(0, 1).map(lambda v: lambda *args: v)))
 def test_check_missing_modality_never_passes_errors_or_guesses(answer):
     assert not_passed(check_missing_modality(answer))
 
 
-@covers(C + "check_missing_modality")
+@covers(check_missing_modality)
 @given(numpy_scalars())
 def test_check_missing_modality_accepts_any_numeric_type(as_type):
     result = check_missing_modality(lambda *args: as_type(_correct_without(*args)))
@@ -121,26 +119,26 @@ def test_check_missing_modality_accepts_any_numeric_type(as_type):
 accuracies = st.floats(0, 1)
 
 
-@covers(C + "check_comparison")
+@covers(check_comparison)
 @given(not_an_accuracy.filter(lambda v: v is not None), st.dictionaries(
     st.text(min_size=1, max_size=5), accuracies, min_size=1, max_size=3))
 def test_check_comparison_never_passes_what_is_not_an_accuracy(ours, baselines):
     assert not_passed(check_comparison(ours, {name: acc * 0 for name, acc in baselines.items()}))
 
 
-@covers(C + "check_comparison")
+@covers(check_comparison)
 @given(accuracies, not_an_accuracy)
 def test_check_comparison_never_passes_a_bad_baseline(ours, baseline):
     assert not_passed(check_comparison(ours, {"late fusion": 0.0, "broken": baseline}))
 
 
-@covers(C + "check_comparison")
+@covers(check_comparison)
 @given(st.one_of(st.none(), st.just({}), st.just([0.5]), st.just("0.5"), st.just(0.5)))
 def test_check_comparison_needs_baselines(baselines):
     assert not_passed(check_comparison(0.9, baselines))
 
 
-@covers(C + "check_comparison")
+@covers(check_comparison)
 @given(accuracies, st.lists(accuracies, min_size=1, max_size=4), numpy_scalars())
 def test_check_comparison_passes_exactly_when_every_baseline_is_beaten(ours, others, as_type):
     baselines = {f"baseline {i}": as_type(acc) for i, acc in enumerate(others)}
@@ -191,13 +189,13 @@ FAKE_KINDS = ["noise", "noise_plus", "counter", "integer", "complex", "bool", "n
               "only_image", "constant", "dropout_always"]
 
 
-@covers(C + "check_model")
+@covers(check_model)
 @pytest.mark.parametrize("kind", FAKE_KINDS)
 def test_check_model_never_passes_a_wrong_model(kind):
     assert not_passed(check_model(lambda dims, classes: _Fake(dims, classes, kind)))
 
 
-@covers(C + "check_model")
+@covers(check_model)
 @given(st.one_of(errors.map(_raises), st.sampled_from([
     lambda dims, classes: None, lambda dims, classes: nn.Identity(),
     lambda dims, classes: nn.Linear(39, classes), lambda dims, classes: "model",
@@ -217,7 +215,7 @@ class _Concat(nn.Module):
         return self.linear(x.to(self.linear.weight.dtype))
 
 
-@covers(C + "check_model")
+@covers(check_model)
 @given(st.sampled_from([torch.float32, torch.float64]))
 def test_check_model_passes_a_model_of_every_modality(dtype):
     result = check_model(lambda dims, classes: _Concat(dims, classes, dtype))
@@ -257,13 +255,13 @@ WRONG_TENSORS = {
 }
 
 
-@covers(C + "check_tensors")
+@covers(check_tensors)
 @pytest.mark.parametrize("kind", sorted(WRONG_TENSORS))
 def test_check_tensors_never_passes_wrong_features(clinic_pair, kind):
     assert not_passed(check_tensors(WRONG_TENSORS[kind], *clinic_pair))
 
 
-@covers(C + "check_tensors")
+@covers(check_tensors)
 @given(errors)
 def test_check_tensors_turns_any_error_into_a_hint(clinic_pair, error):
     assert not_passed(check_tensors(_raises(error), *clinic_pair))
@@ -281,7 +279,7 @@ def _build(dims, classes):
     return _Concat(dims, classes, torch.float32)
 
 
-@covers(C + "check_training")
+@covers(check_training)
 @given(st.one_of(
     errors.map(_raises),
     st.sampled_from([None, "done", 3.0, [], [1.0], [float("nan"), 0.1], [1.0, float("inf")],
@@ -294,7 +292,7 @@ def test_check_training_never_passes_a_model_that_did_not_learn(train_model):
     assert not_passed(check_training(train_model, _build, features, labels))
 
 
-@covers(C + "check_training")
+@covers(check_training)
 @given(st.sampled_from([None, "features", 3]))
 def test_check_training_needs_training_features(train_features):
     _, labels = _separable()

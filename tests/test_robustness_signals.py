@@ -23,10 +23,8 @@ from test_robustness_support import (
 from course_lib.colab import colab_badge
 from course_lib.signals import magnitude_spectrum, tone
 
-S = "course_lib.signals."
 
-
-@covers(S + "tone")
+@covers(tone)
 @given(st.sampled_from(["frequency_hz", "seconds", "sample_rate", "amplitude"]), st.data())
 def test_tone_refuses_bad_arguments(argument, data):
     kwargs = {"frequency_hz": 440.0, "seconds": 0.01, "sample_rate": 16000, "amplitude": 1.0}
@@ -38,7 +36,7 @@ def test_tone_refuses_bad_arguments(argument, data):
     assert_rejects(tone, argument, **kwargs)
 
 
-@covers(S + "tone")
+@covers(tone)
 @given(st.floats(0, 7999), st.floats(1e-4, 0.05), st.sampled_from([8000, 16000, 44100]),
        st.one_of(st.floats(-2, 2), st.sampled_from([np.float32(0.5), 1])))
 def test_tone_is_the_sine_formula(frequency_hz, seconds, sample_rate, amplitude):
@@ -51,20 +49,20 @@ def test_tone_is_the_sine_formula(frequency_hz, seconds, sample_rate, amplitude)
         assert wave[i].item() == pytest.approx(expected, abs=1e-3 * max(1, abs(amplitude)))
 
 
-@covers(S + "magnitude_spectrum")
+@covers(magnitude_spectrum)
 @given(st.one_of(not_a_tensor(), wrong_rank([1]), tensor_of_dtype((8,), NOT_FLOAT),
                  st.just(torch.zeros(1)), st.just(torch.tensor([0.0, float("nan")]))))
 def test_magnitude_spectrum_refuses_bad_waveforms(waveform):
     assert_rejects(magnitude_spectrum, "waveform", waveform, 16000)
 
 
-@covers(S + "magnitude_spectrum")
+@covers(magnitude_spectrum)
 @given(st.one_of(not_a_number(), st.floats(-1e6, 0)))
 def test_magnitude_spectrum_refuses_a_bad_sample_rate(sample_rate):
     assert_rejects(magnitude_spectrum, "sample_rate", torch.zeros(8), sample_rate)
 
 
-@covers(S + "magnitude_spectrum")
+@covers(magnitude_spectrum)
 @given(st.sampled_from(["float32", "float64", "numpy", "strided"]), st.integers(2, 64))
 def test_magnitude_spectrum_reads_a_full_scale_sine_as_one(kind, length):
     wave64 = torch.sin(2 * math.pi * torch.arange(length, dtype=torch.float64) * 4 / length)
@@ -76,7 +74,7 @@ def test_magnitude_spectrum_reads_a_full_scale_sine_as_one(kind, length):
         assert magnitudes[4].item() == pytest.approx(1.0, abs=1e-4)
 
 
-@covers("course_lib.colab.colab_badge")
+@covers(colab_badge)
 @given(st.one_of(st.none(), st.integers(), st.just(b"notebooks/a.ipynb"),
                  st.sampled_from(["", "notebooks/a.py", "/etc/a.ipynb", "../a.ipynb",
                                   "notebooks\\a.ipynb", "a (1).ipynb", "a b.ipynb"])))
@@ -84,7 +82,7 @@ def test_colab_badge_refuses_what_is_not_a_notebook_path(notebook_path):
     assert_rejects(colab_badge, "notebook_path", notebook_path)
 
 
-@covers("course_lib.colab.colab_badge")
+@covers(colab_badge)
 @given(st.from_regex(r"notebooks/[0-9a-z_]{1,20}\.ipynb", fullmatch=True))
 def test_colab_badge_links_to_the_notebook(notebook_path):
     badge = colab_badge(notebook_path)

@@ -23,17 +23,28 @@ import pytest
 import torch
 from hypothesis import strategies as st
 
-COVERED: dict[str, list[str]] = {}  # "course_lib.text.BPETokenizer.encode" -> test names
+COVERED: dict[str, list[str]] = {}  # "course_lib.text.BPETokenizer.encode" -> its tests
 MAX_SECONDS = 1.0
 MAX_EXTRA_PEAK_MB = 300
 
 
-def covers(*names: str) -> Callable:
-    """Mark a test as a robustness property of the public names given (module.Name[.method])."""
+def qualified_name(target: Any) -> str:
+    """``module.Name`` or ``module.Class.method`` of a function, class or method."""
+    function = getattr(target, "__func__", target)  # a classmethod reached through its class
+    name = function.__qualname__
+    if "<locals>" in name:  # a decorated function that copied only its __name__
+        name = function.__name__
+    return f"{function.__module__}.{name}"
+
+
+def covers(*targets: Any) -> Callable:
+    """Mark a test as a robustness property of the public functions, classes and methods
+    given (the objects themselves, so that a module that moves keeps its coverage)."""
 
     def mark(test: Callable) -> Callable:
-        for name in names:
-            COVERED.setdefault(name, []).append(f"{test.__module__}.{test.__name__}")
+        for target in targets:
+            COVERED.setdefault(qualified_name(target), []).append(
+                f"{test.__module__}.{test.__name__}")
         return test
 
     return mark

@@ -29,7 +29,6 @@ from course_lib.text import (
     token_table,
 )
 
-M = "course_lib.text."
 TOKENIZER = BPETokenizer().train(["the cat sat on the mat", "no fever, no cough"], 280)
 not_a_string = st.one_of(st.none(), st.integers(), st.binary(max_size=3),
                          st.lists(st.text(max_size=2), max_size=2), st.floats())
@@ -40,7 +39,7 @@ def embedding():
     return TokenEmbedding(TOKENIZER.vocab_size, 4)
 
 
-@covers(M + "split_into_chunks", M + "BPETokenizer.encode", M + "token_table")
+@covers(split_into_chunks, BPETokenizer.encode, token_table)
 @given(not_a_string)
 def test_text_arguments_must_be_strings(value):
     assert_rejects(split_into_chunks, "text", value)
@@ -48,8 +47,8 @@ def test_text_arguments_must_be_strings(value):
     assert_rejects(token_table, "text", TOKENIZER, value)
 
 
-@covers(M + "split_into_chunks", M + "BPETokenizer.encode", M + "BPETokenizer.decode",
-        M + "token_table", M + "BPETokenizer.token_strings")
+@covers(split_into_chunks, BPETokenizer.encode, BPETokenizer.decode,
+        token_table, BPETokenizer.token_strings)
 @given(st.text(max_size=40))
 def test_any_unicode_text_round_trips_and_chunks_rebuild_it(text):
     text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
@@ -61,13 +60,13 @@ def test_any_unicode_text_round_trips_and_chunks_rebuild_it(text):
     assert len(TOKENIZER.token_strings(ids)) == len(ids)
 
 
-@covers(M + "token_table")
+@covers(token_table)
 @given(st.one_of(st.none(), st.text(max_size=2), st.just(object())))
 def test_token_table_needs_a_tokenizer(value):
     assert_rejects(token_table, "tokenizer", value, "text")
 
 
-@covers(M + "BPETokenizer.decode", M + "BPETokenizer.token_strings")
+@covers(BPETokenizer.decode, BPETokenizer.token_strings)
 @given(st.one_of(
     st.lists(st.one_of(st.floats(0, 200), st.booleans(), st.text(max_size=1)), min_size=1,
              max_size=3).filter(lambda ids: not all(isinstance(i, int) and not isinstance(
@@ -81,13 +80,13 @@ def test_decode_refuses_ids_that_are_not_ids_of_this_vocabulary(ids):
     assert_rejects(TOKENIZER.token_strings, "ids", ids)
 
 
-@covers(M + "BPETokenizer", M + "BPETokenizer.train")
+@covers(BPETokenizer, BPETokenizer.train)
 @given(st.one_of(bad_int(256, MAX_VOCAB_SIZE)))
 def test_train_refuses_a_bad_vocab_size(vocab_size):
     assert_rejects(BPETokenizer().train, "vocab_size", ["ab"], vocab_size)
 
 
-@covers(M + "BPETokenizer.train")
+@covers(BPETokenizer.train)
 @given(st.one_of(st.none(), st.integers(), st.lists(st.integers(), min_size=1, max_size=2),
                  st.just(torch.zeros(3)), st.just(np.array(["a", "b"])),
                  st.just({"a": 1})))
@@ -95,7 +94,7 @@ def test_train_refuses_texts_that_are_not_strings(texts):
     assert_rejects(BPETokenizer().train, "texts", texts, 260)
 
 
-@covers(M + "BPETokenizer", M + "BPETokenizer.train")
+@covers(BPETokenizer, BPETokenizer.train)
 @given(st.lists(st.text(max_size=12), max_size=4), st.integers(256, 300))
 def test_training_on_any_texts_gives_a_consistent_vocabulary(texts, vocab_size):
     tokenizer = BPETokenizer().train(texts, vocab_size)
@@ -105,7 +104,7 @@ def test_training_on_any_texts_gives_a_consistent_vocabulary(texts, vocab_size):
     assert BPETokenizer().train(tuple(texts), vocab_size).merges == tokenizer.merges
 
 
-@covers(M + "merge_pair")
+@covers(merge_pair)
 @given(st.lists(st.integers(0, 3), max_size=12), st.tuples(st.integers(0, 3), st.integers(0, 3)))
 def test_merge_pair_replaces_pairs_left_to_right(ids, pair):
     merged = merge_pair(ids, pair, 9)
@@ -115,7 +114,7 @@ def test_merge_pair_replaces_pairs_left_to_right(ids, pair):
     assert pair not in set(zip(merged, merged[1:]))  # every occurrence was merged
 
 
-@covers(M + "merge_pair")
+@covers(merge_pair)
 @given(st.sampled_from(["ids", "pair", "new_id"]), st.data())
 def test_merge_pair_refuses_bad_arguments(argument, data):
     good = {"ids": [1, 2, 1, 2], "pair": (1, 2), "new_id": 9}
@@ -129,14 +128,14 @@ def test_merge_pair_refuses_bad_arguments(argument, data):
     assert_rejects(merge_pair, argument, **kwargs)
 
 
-@covers(M + "count_pairs")
+@covers(count_pairs)
 @given(st.one_of(st.none(), st.lists(st.integers()), st.just(Counter({"ab": 1})),
                  st.just(Counter({(1, 2): 1.5})), st.just(Counter({(1, "a"): 1}))))
 def test_count_pairs_refuses_what_is_not_chunk_counts(chunks):
     assert_rejects(count_pairs, "chunks", chunks)
 
 
-@covers(M + "count_pairs")
+@covers(count_pairs)
 @given(st.dictionaries(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
                        st.integers(0, 5), max_size=4))
 def test_count_pairs_counts_each_adjacent_pair_times_its_chunk(chunks):
@@ -148,7 +147,7 @@ def test_count_pairs_counts_each_adjacent_pair_times_its_chunk(chunks):
     assert +pairs == +expected
 
 
-@covers(M + "TokenEmbedding")
+@covers(TokenEmbedding)
 @given(st.sampled_from(["vocab_size", "dim"]), st.data())
 def test_token_embedding_refuses_bad_sizes(argument, data):
     sizes = {"vocab_size": 10, "dim": 4, argument: data.draw(bad_int(1, 2**26))}
@@ -159,7 +158,7 @@ def test_token_embedding_refuses_a_table_too_large_for_memory():
     assert_rejects(TokenEmbedding, "vocab_size * dim", 10**6, 10**6)
 
 
-@covers(M + "TokenEmbedding.forward")
+@covers(TokenEmbedding.forward)
 @given(st.one_of(not_a_tensor(), tensor_of_dtype((2, 3), NOT_INT),
                  st.just(torch.tensor([[0, 10**6]])), st.just(torch.tensor([[-1]])),
                  st.just(torch.tensor(3))))
@@ -167,7 +166,7 @@ def test_token_embedding_refuses_what_are_not_ids(embedding, token_ids):
     assert_rejects(embedding, "token_ids", token_ids)
 
 
-@covers(M + "TokenEmbedding.forward")
+@covers(TokenEmbedding.forward)
 @given(st.integers(0, 3), st.integers(0, 5), st.sampled_from(
     [torch.int64, torch.int32, torch.int16, torch.uint8, "numpy", "transposed"]))
 def test_token_embedding_looks_up_any_integer_ids(embedding, batch, length, kind):

@@ -26,8 +26,6 @@ from test_robustness_support import (
 from course_lib.projection import Projection
 from course_lib.vision import PatchEmbedding, ViTEncoder, patch_grid, patch_grid_lines, patchify
 
-V, P = "course_lib.vision.", "course_lib.projection."
-
 
 @pytest.fixture(scope="module")
 def embed():
@@ -48,20 +46,20 @@ def projection():
 
 
 # ----------------------------------------------------------------------------- patchify
-@covers(V + "patchify")
+@covers(patchify)
 @given(st.one_of(not_a_tensor(), wrong_rank([4]), st.just(np.array([["a"]]))))
 def test_patchify_refuses_what_is_not_a_batch_of_images(images):
     assert_rejects(patchify, "images", images, 2)
 
 
-@covers(V + "patchify")
+@covers(patchify)
 @given(st.one_of(bad_int(1), st.integers(3, 7)))  # 3..7 do not divide 8 (or exceed it)
 def test_patchify_refuses_a_bad_patch_size(patch_size):
     error = assert_rejects(patchify, "patch_size", torch.zeros(1, 1, 8, 8), patch_size)
     assert "patch_size" in str(error)
 
 
-@covers(V + "patchify")
+@covers(patchify)
 @given(st.integers(0, 2), st.sampled_from([1, 2, 4]), float_tensors((3, 2, 8, 8)))
 def test_patchify_rearranges_any_layout_like_unfold(batch, patch_size, images):
     images = torch.as_tensor(images)[:batch]
@@ -71,7 +69,7 @@ def test_patchify_rearranges_any_layout_like_unfold(batch, patch_size, images):
 
 
 # ----------------------------------------------------------------------------- patch grid
-@covers(V + "patch_grid", V + "patch_grid_lines")
+@covers(patch_grid, patch_grid_lines)
 @given(st.sampled_from(["image_size", "patch_size"]), st.data())
 def test_patch_grid_refuses_bad_sizes(argument, data):
     sizes = {"image_size": 32, "patch_size": 4}
@@ -82,13 +80,13 @@ def test_patch_grid_refuses_bad_sizes(argument, data):
     assert_rejects(patch_grid_lines, argument, **sizes)
 
 
-@covers(V + "patch_grid_lines")
+@covers(patch_grid_lines)
 @given(st.integers(10_001, 10**12), st.integers(1, 1))
 def test_patch_grid_lines_refuses_grids_no_figure_can_show(image_size, patch_size):
     assert_rejects(patch_grid_lines, "image_size", image_size, patch_size)
 
 
-@covers(V + "patch_grid", V + "patch_grid_lines")
+@covers(patch_grid, patch_grid_lines)
 @given(st.integers(1, 300), st.data())
 def test_patch_grid_and_its_lines_agree(image_size, data):
     patch_size = data.draw(st.integers(1, image_size))
@@ -102,7 +100,7 @@ def test_patch_grid_and_its_lines_agree(image_size, data):
 
 
 # ----------------------------------------------------------------------------- PatchEmbedding
-@covers(V + "PatchEmbedding")
+@covers(PatchEmbedding)
 @given(st.sampled_from(["image_size", "patch_size", "in_channels", "dim"]), st.data())
 def test_patch_embedding_refuses_bad_sizes(argument, data):
     sizes = {"image_size": 8, "patch_size": 4, "in_channels": 1, "dim": 4}
@@ -111,14 +109,14 @@ def test_patch_embedding_refuses_bad_sizes(argument, data):
     assert_rejects(PatchEmbedding, argument, **sizes)
 
 
-@covers(V + "PatchEmbedding.forward")
+@covers(PatchEmbedding.forward)
 @given(st.one_of(not_a_tensor(), wrong_rank([4]), tensor_of_dtype((1, 2, 8, 8), NOT_FLOAT),
                  st.just(torch.zeros(1, 3, 8, 8)), st.just(torch.zeros(1, 2, 8, 4))))
 def test_patch_embedding_refuses_bad_images(embed, images):
     assert_rejects(embed, "images", images)
 
 
-@covers(V + "PatchEmbedding.forward")
+@covers(PatchEmbedding.forward)
 @given(st.integers(0, 3), float_tensors((3, 2, 8, 8)))
 def test_patch_embedding_accepts_the_dtype_policy_types(embed, batch, images):
     images = images[:batch]
@@ -130,7 +128,7 @@ def test_patch_embedding_accepts_the_dtype_policy_types(embed, batch, images):
 
 
 # ----------------------------------------------------------------------------- ViTEncoder
-@covers(V + "ViTEncoder")
+@covers(ViTEncoder)
 @given(st.sampled_from(["dim", "depth", "num_heads", "mlp_ratio", "pool"]), st.data())
 def test_vit_refuses_bad_arguments(argument, data):
     kwargs = {"image_size": 8, "patch_size": 4, "in_channels": 1, "dim": 8, "depth": 1,
@@ -146,14 +144,14 @@ def test_vit_refuses_more_patch_tokens_than_a_sequence_may_hold():
     assert_rejects(ViTEncoder, "patch_size", 256, 1, 1, 8, 1, 2)
 
 
-@covers(V + "ViTEncoder.forward")
+@covers(ViTEncoder.forward)
 @given(st.one_of(not_a_tensor(), wrong_rank([4]), tensor_of_dtype((1, 2, 8, 8), NOT_FLOAT),
                  st.just(torch.zeros(1, 1, 8, 8))))
 def test_vit_refuses_bad_images(vit, images):
     assert_rejects(vit, "images", images)
 
 
-@covers(V + "ViTEncoder.forward")
+@covers(ViTEncoder.forward)
 @given(st.integers(0, 2), float_tensors((2, 2, 8, 8)))
 def test_vit_accepts_the_dtype_policy_types(vit, batch, images):
     images = images[:batch]
@@ -164,7 +162,7 @@ def test_vit_accepts_the_dtype_policy_types(vit, batch, images):
 
 
 # ----------------------------------------------------------------------------- Projection
-@covers(P + "Projection")
+@covers(Projection)
 @given(st.sampled_from(["in_dim", "out_dim", "bias"]), st.data())
 def test_projection_refuses_bad_arguments(argument, data):
     kwargs = {"in_dim": 3, "out_dim": 2, "bias": True}
@@ -173,14 +171,14 @@ def test_projection_refuses_bad_arguments(argument, data):
     assert_rejects(Projection, argument, **kwargs)
 
 
-@covers(P + "Projection.forward")
+@covers(Projection.forward)
 @given(st.one_of(not_a_tensor(), tensor_of_dtype((2, 3), NOT_FLOAT), st.just(torch.zeros(2, 4)),
                  st.just(torch.tensor(1.0))))
 def test_projection_refuses_bad_features(projection, features):
     assert_rejects(projection, "features", features)
 
 
-@covers(P + "Projection.forward")
+@covers(Projection.forward)
 @given(st.sampled_from([(3,), (1, 3), (0, 3), (2, 4, 3)]), st.data())
 def test_projection_maps_any_leading_shape_and_dtype(projection, shape, data):
     features = data.draw(float_tensors(shape))
@@ -193,7 +191,7 @@ def test_projection_maps_any_leading_shape_and_dtype(projection, shape, data):
     assert_close_to_float32(got, expected)
 
 
-@covers(P + "Projection.set_parameters", P + "Projection.from_parameters")
+@covers(Projection.set_parameters, Projection.from_parameters)
 @given(st.sampled_from(["weight", "bias"]), st.one_of(
     st.none(), st.text(max_size=2), st.just([[1.0, float("nan")]]), st.just([[1, 2], [3]]),
     st.just(torch.zeros(3, 3)), st.just(torch.ones(2, dtype=torch.complex64)),
@@ -210,7 +208,7 @@ def test_projection_parameters_refuse_bad_values(argument, value):
     assert_rejects(Projection(2, 1).set_parameters, argument, **kwargs)
 
 
-@covers(P + "Projection.set_parameters", P + "Projection.from_parameters")
+@covers(Projection.set_parameters, Projection.from_parameters)
 @given(st.sampled_from(["list", "numpy64", "tensor64", "transposed"]))
 def test_projection_parameters_accept_lists_arrays_and_tensors(kind):
     weight = [[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]]
