@@ -19,6 +19,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from course_lib._validation import (
+    MAX_ELEMENTS,
+    MAX_TOKENS,
+    ArgumentTypeError,
+    check_allocation,
+    check_distribution,
+    check_flag,
+    check_int,
+    check_number,
+    check_tensor,
+    describe,
+    to_weights_dtype,
+)
+
+MAX_DEPTH = 1_024  # transformer layers in one stack
+
 __all__ = [
     "AttentionSteps", "attention_steps", "scaled_dot_product_attention", "causal_mask",
     "padding_mask", "to_torch_mha_mask", "MultiHeadCrossAttention", "MultiHeadSelfAttention",
@@ -44,14 +60,34 @@ class AttentionSteps:
     output: Tensor
 
 
-def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor,
-                            mask: Tensor | None, scale: float | None) -> None:
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> torch.Size:
+    """NumPy broadcasting of shapes (what ``torch.broadcast_shapes`` computes, without the
+    second it spends importing symbolic-shape machinery on its first call)."""
+    length = max((len(shape) for shape in shapes), default=0)
+    result = [1] * length
+    for shape in shapes:
+        for position, size in enumerate(shape, start=length - len(shape)):
+            if size != 1 and result[position] not in (1, size):
+                raise RuntimeError(f"shapes {shapes} do not broadcast")
+            if size != 1:
+                result[position] = size
+    return torch.Size(result)
+
+
+def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None,
+                            scale: float | None) -> tuple[Tensor, Tensor, Tensor]:
+    """The three tensors, checked, as one floating dtype (the widest of the three)."""
+    checked = []
     for name, tensor in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(tensor, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        tensor = check_tensor(name, tensor, kind="float")
         if tensor.dim() < 2:
             raise ValueError(f"{name} must have shape (..., tokens, width), "
                              f"got {tuple(tensor.shape)}")
+        checked.append(tensor)
+    query, key, value = checked
+    if len({query.device, key.device, value.device}) > 1:
+        raise ValueError(f"query, key and value must be on one device, got {query.device}, "
+                         f"{key.device} and {value.device}")
     if query.shape[-1] != key.shape[-1]:
         raise ValueError(f"query has width {query.shape[-1]} but key has width {key.shape[-1]}: "
                          "query and key must share the width d_k (their last dimension)")
@@ -59,27 +95,35 @@ def _check_attention_inputs(query: Tensor, key: Tensor, value: Tensor,
         raise ValueError(f"key has {key.shape[-2]} tokens but value has {value.shape[-2]}: "
                          "each key needs exactly one value (dimension -2 must match)")
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+        batch = _broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except RuntimeError as error:
         raise ValueError(f"query {tuple(query.shape)}, key {tuple(key.shape)} and value "
                          f"{tuple(value.shape)} have leading dimensions that do not broadcast"
                          ) from error
-    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale)
-                                  and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    if scale is None and query.shape[-1] == 0:
+        raise ValueError("query has width d_k = 0, so the default scale 1 / sqrt(d_k) is "
+                         "undefined: give query and key at least one dimension")
+    if scale is not None:
+        check_number("scale", scale, above=0)
+    dtype = torch.promote_types(torch.promote_types(query.dtype, key.dtype), value.dtype)
+    query, key, value = query.to(dtype), key.to(dtype), value.to(dtype)
     if mask is None:
-        return
+        return query, key, value
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         kind = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a bool tensor (True = may attend), got {kind}")
+        raise ArgumentTypeError(f"mask must be a bool tensor (True = may attend), got {kind}: "
+                                f"convert a 0/1 mask with .bool()")
     target = (*batch, query.shape[-2], key.shape[-2])
     try:
-        fits = torch.broadcast_shapes(mask.shape, target) == torch.Size(target)
+        fits = _broadcast_shapes(mask.shape, target) == torch.Size(target)
     except RuntimeError:
         fits = False
     if not fits:
         raise ValueError(f"mask has shape {tuple(mask.shape)}, which does not broadcast to the "
                          f"attention scores' shape (..., N, M) = {target}")
+    if mask.device != query.device:
+        raise ValueError(f"mask is on {mask.device} but query is on {query.device}")
+    return query, key, value
 
 
 def attention_steps(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
@@ -98,8 +142,10 @@ def attention_steps(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | No
         -> weights (..., N, M), output (..., N, d_v).
 
     A query row whose keys are all masked gets zero weights and a zero output (not NaN).
+    Inputs may be any floating dtype (numpy arrays are converted); mixed dtypes compute in
+    the widest of them.
     """
-    _check_attention_inputs(query, key, value, mask, scale)
+    query, key, value = _check_attention_inputs(query, key, value, mask, scale)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     scores = query @ key.transpose(-2, -1)
     scaled_scores = scores * scale
@@ -135,9 +181,24 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
 
     Shape: -> (n, n) bool, True = may attend (lower triangle, diagonal included).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    check_int("n", n)
+    if n < 1:
         raise ValueError(f"n must be a positive integer number of tokens, got {n!r}")
-    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+    check_int("n", n, maximum=MAX_TOKENS)
+    return torch.ones(n, n, dtype=torch.bool, device=_check_device(device)).tril()
+
+
+def _check_device(device: object) -> torch.device | None:
+    if device is None or isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise ArgumentTypeError(f"device must be a torch.device or a name such as 'cpu' or "
+                                f"'cuda:0', got {describe(device)}")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device must be a torch.device or a name such as 'cpu' or 'cuda:0', "
+                         f"got {device!r}") from error
 
 
 def padding_mask(lengths: Tensor | list[int], max_len: int | None = None) -> Tensor:
@@ -149,7 +210,13 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None) -> Ten
 
     Shape: lengths (B,) -> (B, max_len) bool, True = real token (keep).
     """
-    lengths = torch.as_tensor(lengths)
+    if isinstance(lengths, (list, tuple)):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in lengths):
+            raise ArgumentTypeError(f"lengths must be a 1-D tensor of integers (or a list of "
+                                    f"them), got {describe(lengths)} holding "
+                                    f"{sorted({type(v).__name__ for v in lengths})}")
+        lengths = torch.tensor(lengths, dtype=torch.long)
+    lengths = check_tensor("lengths", lengths, kind=None)
     if lengths.dim() != 1 or lengths.is_floating_point() or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must be a 1-D tensor of integers, got dtype {lengths.dtype} "
                          f"and shape {tuple(lengths.shape)}")
@@ -157,8 +224,8 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None) -> Ten
         raise ValueError(f"lengths must be non-negative, got {lengths.tolist()}")
     if max_len is None:
         max_len = int(lengths.max()) if len(lengths) else 0
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 0:
-        raise ValueError(f"max_len must be a non-negative integer, got {max_len!r}")
+        check_int("max(lengths) (the default max_len)", max_len, maximum=MAX_TOKENS)
+    check_int("max_len", max_len, minimum=0, maximum=MAX_TOKENS)
     if len(lengths) and int(lengths.max()) > max_len:
         raise ValueError(f"max_len {max_len} is shorter than the longest length "
                          f"{int(lengths.max())} in lengths")
@@ -168,26 +235,39 @@ def padding_mask(lengths: Tensor | list[int], max_len: int | None = None) -> Ten
 def to_torch_mha_mask(mask: Tensor) -> Tensor:
     """Convert a course mask (True = may attend / keep) to ``nn.MultiheadAttention``'s
     convention (True = blocked), for its ``attn_mask`` and ``key_padding_mask`` arguments."""
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask))}")
+    mask = check_tensor("mask", mask, kind=None)
+    if mask.dtype != torch.bool:
+        raise ArgumentTypeError(f"mask must be a bool tensor, got {mask.dtype}")
     return ~mask
 
 
 # ----------------------------------------------------------------------------- modules
 def _check_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    check_int(name, value)
+    if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _check_tokens(name: str, tokens: Tensor, width: int) -> None:
-    if not isinstance(tokens, Tensor) or tokens.dim() != 3 or tokens.shape[-1] != width:
-        shape = tuple(tokens.shape) if isinstance(tokens, Tensor) else type(tokens).__name__
-        raise ValueError(f"{name} must have shape (B, tokens, {width}), got {shape}")
+def _check_dropout(dropout: float) -> float:
+    dropout = check_number("dropout", dropout)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    return dropout
+
+
+def _check_tokens(name: str, tokens: Tensor, width: int, module: nn.Module) -> Tensor:
+    """A (B, tokens, width) float input of ``module``, cast to its weights' dtype."""
+    tokens = to_weights_dtype(name, tokens, module, kind="float")
+    if tokens.dim() != 3 or tokens.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (B, tokens, {width}), "
+                         f"got {tuple(tokens.shape)}")
+    return tokens
 
 
 def _check_bool_mask(name: str, mask: Tensor, shapes: list[tuple[int, ...]]) -> None:
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        raise ValueError(f"{name} must be a bool tensor, got {getattr(mask, 'dtype', mask)}")
+        raise ArgumentTypeError(f"{name} must be a bool tensor (True = keep / may attend), got "
+                                f"{getattr(mask, 'dtype', describe(mask))}")
     if tuple(mask.shape) not in shapes:
         raise ValueError(f"{name} has shape {tuple(mask.shape)}, expected one of {shapes}")
 
@@ -221,6 +301,8 @@ class MultiHeadCrossAttention(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         kv_dim = dim if kv_dim is None else kv_dim
         _check_int("kv_dim", kv_dim)
+        check_allocation("dim * dim", dim * dim, MAX_ELEMENTS, "weights")
+        check_allocation("kv_dim * dim", kv_dim * dim, MAX_ELEMENTS, "weights")
         self.dim, self.num_heads, self.kv_dim = dim, num_heads, kv_dim
         self.head_dim = dim // num_heads
         self.q_proj = nn.Linear(dim, dim)
@@ -236,15 +318,23 @@ class MultiHeadCrossAttention(nn.Module):
     def forward(self, query_tokens: Tensor, context_tokens: Tensor,
                 context_mask: Tensor | None = None, attention_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        _check_tokens("query_tokens", query_tokens, self.dim)
-        _check_tokens("context_tokens", context_tokens, self.kv_dim)
+        return self._attend(query_tokens, context_tokens, context_mask, attention_mask,
+                            return_weights, ("query_tokens", "context_tokens", "context_mask"))
+
+    def _attend(self, query_tokens: Tensor, context_tokens: Tensor, context_mask: Tensor | None,
+                attention_mask: Tensor | None, return_weights: bool,
+                names: tuple[str, str, str]) -> Tensor | tuple[Tensor, Tensor]:
+        query_name, context_name, context_mask_name = names
+        check_flag("return_weights", return_weights)
+        query_tokens = _check_tokens(query_name, query_tokens, self.dim, self)
+        context_tokens = _check_tokens(context_name, context_tokens, self.kv_dim, self)
         (batch, n, _), m = query_tokens.shape, context_tokens.shape[1]
         if context_tokens.shape[0] != batch:
-            raise ValueError(f"context_tokens has batch size {context_tokens.shape[0]} but "
-                             f"query_tokens has {batch}")
+            raise ValueError(f"{context_name} has batch size {context_tokens.shape[0]} but "
+                             f"{query_name} has {batch}")
         mask = None
         if context_mask is not None:
-            _check_bool_mask("context_mask", context_mask, [(batch, m)])
+            _check_bool_mask(context_mask_name, context_mask, [(batch, m)])
             mask = context_mask[:, None, None, :]  # (B, 1, 1, M)
         if attention_mask is not None:
             _check_bool_mask("attention_mask", attention_mask, [(n, m), (1, n, m), (batch, n, m)])
@@ -261,6 +351,8 @@ class MultiHeadCrossAttention(nn.Module):
     @torch.no_grad()
     def load_from_torch(self, mha: nn.MultiheadAttention) -> MultiHeadCrossAttention:
         """Copy the weights of an ``nn.MultiheadAttention`` with the same sizes (and bias)."""
+        if not isinstance(mha, nn.MultiheadAttention):
+            raise ArgumentTypeError(f"mha must be an nn.MultiheadAttention, got {describe(mha)}")
         sizes = (mha.embed_dim, mha.num_heads, mha.kdim, mha.vdim)
         if sizes != (self.dim, self.num_heads, self.kv_dim, self.kv_dim):
             raise ValueError(f"mha has (embed_dim, num_heads, kdim, vdim) = {sizes}, expected "
@@ -314,8 +406,8 @@ class MultiHeadSelfAttention(MultiHeadCrossAttention):
     def forward(self, tokens: Tensor, attention_mask: Tensor | None = None,
                 padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        return super().forward(tokens, tokens, context_mask=padding_mask,
-                               attention_mask=attention_mask, return_weights=return_weights)
+        return self._attend(tokens, tokens, padding_mask, attention_mask, return_weights,
+                            ("tokens", "tokens", "padding_mask"))
 
 
 class FeedForward(nn.Sequential):
@@ -327,6 +419,8 @@ class FeedForward(nn.Sequential):
     def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0) -> None:
         _check_int("dim", dim)
         _check_int("hidden_dim", hidden_dim)
+        check_allocation("dim * hidden_dim", dim * hidden_dim, MAX_ELEMENTS, "weights")
+        dropout = _check_dropout(dropout)
         super().__init__(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
                          nn.Linear(hidden_dim, dim))
 
@@ -347,10 +441,15 @@ class TransformerBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4,
                  dropout: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
+        _check_int("dim", dim)
+        _check_int("num_heads", num_heads)
+        mlp_ratio = check_number("mlp_ratio", mlp_ratio)
+        if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}")
-        if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_allocation("dim * mlp_ratio * dim", round(dim * mlp_ratio) * dim, MAX_ELEMENTS,
+                         "weights")
+        dropout = _check_dropout(dropout)
+        self.dim = dim
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = MultiHeadSelfAttention(dim, num_heads)
         self.feed_forward_norm = nn.LayerNorm(dim)
@@ -363,6 +462,7 @@ class TransformerBlock(nn.Module):
 
     def forward(self, tokens: Tensor, attention_mask: Tensor | None = None,
                 padding_mask: Tensor | None = None) -> Tensor:
+        tokens = _check_tokens("tokens", tokens, self.dim, self)  # before the LayerNorm
         attended = self.attention(self.attention_norm(tokens), attention_mask=attention_mask,
                                   padding_mask=padding_mask)
         tokens = tokens + self.dropout(attended)
@@ -385,7 +485,10 @@ class GatedCrossAttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, kv_dim: int | None = None,
                  ff_mult: int = 4) -> None:
         super().__init__()
+        _check_int("dim", dim)
         _check_int("ff_mult", ff_mult)
+        check_allocation("dim * ff_mult * dim", dim * ff_mult * dim, MAX_ELEMENTS, "weights")
+        self.dim = dim
         self.attention_norm = nn.LayerNorm(dim)
         self.cross_attention = MultiHeadCrossAttention(dim, num_heads, kv_dim)
         self.feed_forward_norm = nn.LayerNorm(dim)
@@ -398,6 +501,12 @@ class GatedCrossAttentionBlock(nn.Module):
         return self.cross_attention.last_weights
 
     def forward(self, h: Tensor, media: Tensor, media_mask: Tensor | None = None) -> Tensor:
+        h = _check_tokens("h", h, self.dim, self)  # before the LayerNorm
+        media = _check_tokens("media", media, self.cross_attention.kv_dim, self)
+        if len(media) != len(h):
+            raise ValueError(f"media has batch size {len(media)} but h has {len(h)}")
+        if media_mask is not None:
+            _check_bool_mask("media_mask", media_mask, [tuple(media.shape[:2])])
         attended = self.cross_attention(self.attention_norm(h), media, context_mask=media_mask)
         h = h + torch.tanh(self.attn_gate) * attended
         return h + torch.tanh(self.ff_gate) * self.feed_forward(self.feed_forward_norm(h))
@@ -414,9 +523,12 @@ def attention_entropy(weights: Tensor) -> Tensor:
     """Entropy in bits of each attention row (0 = one key takes everything, log2 M = uniform).
 
     Shape: weights (..., M) -> (...). Zero weights contribute 0 (0 log 0 = 0).
+
+    Raises:
+        ValueError: unless every row is a distribution: finite, non-negative weights that sum
+            to 1 (or a row of zeros, a query whose keys were all masked: entropy 0).
     """
-    if not isinstance(weights, Tensor) or weights.dim() < 1:
-        raise ValueError(f"weights must be a tensor of shape (..., M), got {weights!r}")
+    weights = check_distribution("weights", weights)
     logs = torch.log2(weights.clamp_min(torch.finfo(weights.dtype).tiny))
     return -(weights * logs).where(weights > 0, torch.zeros_like(weights)).sum(dim=-1)
 
@@ -448,16 +560,29 @@ def explore_attention(angle_deg: float, length: float, temperature: float,
     """
     keys = torch.tensor(EXAMPLE_KEYS) if keys is None else keys
     values = torch.tensor(EXAMPLE_VALUES) if values is None else values
-    if not isinstance(keys, Tensor) or keys.dim() != 2 or keys.shape[-1] != 2:
-        raise ValueError(f"keys must have shape (M, 2), got {getattr(keys, 'shape', keys)}")
-    if not isinstance(length, (int, float)) or length < 0:
+    keys = check_tensor("keys", keys, kind="float", finite=True)
+    if keys.dim() != 2 or keys.shape[-1] != 2 or len(keys) < 1:
+        raise ValueError(f"keys must have shape (M, 2) with M >= 1, got {tuple(keys.shape)}")
+    values = check_tensor("values", values, kind="float", finite=True)
+    if values.dim() != 2 or len(values) != len(keys):
+        raise ValueError(f"values must have shape (M, d_v) with M = {len(keys)} (one value per "
+                         f"key), got {tuple(values.shape)}")
+    angle_deg = check_number("angle_deg", angle_deg)
+    length = check_number("length", length)
+    if length < 0:
         raise ValueError(f"length must be a non-negative number, got {length!r}")
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
+    temperature = check_number("temperature", temperature)
+    if not temperature > 0:
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     angle = math.radians(angle_deg)
-    query = torch.tensor([math.cos(angle), math.sin(angle)], dtype=keys.dtype) * length
+    query = torch.tensor([math.cos(angle), math.sin(angle)], dtype=keys.dtype,
+                         device=keys.device) * length
+    values = values.to(keys.device)
     scale = 1.0 / (temperature * math.sqrt(keys.shape[-1]))
     steps = attention_steps(query[None], keys, values, scale=scale)
+    if not bool(torch.isfinite(steps.scaled_scores).all()):
+        raise ValueError(f"length {length:g} with temperature {temperature:g} makes the scores "
+                         f"overflow to inf in {keys.dtype}: raise temperature or lower length")
     weights = steps.weights[0]
     return ExplorerState(query, scale, steps.scores[0], weights, steps.output[0],
                          float(attention_entropy(weights)), math.log2(keys.shape[0]))
@@ -475,10 +600,16 @@ def attention_map_over_image(weights: Tensor, query_index: int, head: int,
 
     Shape: weights (H, N, M) with M = num_prefix_tokens + rows * cols -> (rows, cols).
     """
-    if not isinstance(weights, Tensor) or weights.dim() != 3:
-        raise ValueError(f"weights must have shape (H, N, M), got {getattr(weights, 'shape', '')}")
+    weights = check_tensor("weights", weights, kind="float")
+    if weights.dim() != 3:
+        raise ValueError(f"weights must have shape (H, N, M), got {tuple(weights.shape)}")
     num_heads, num_queries, num_keys = weights.shape
-    rows, cols = grid
+    if not isinstance(grid, (tuple, list)) or len(grid) != 2:
+        raise ArgumentTypeError(f"grid must be a pair (rows, cols), got {describe(grid)}")
+    rows, cols = (check_int(f"grid[{i}]", side, minimum=1) for i, side in enumerate(grid))
+    num_prefix_tokens = check_int("num_prefix_tokens", num_prefix_tokens, minimum=0)
+    query_index = check_int("query_index", query_index)
+    head = check_int("head", head)
     if num_keys != num_prefix_tokens + rows * cols:
         needed = num_prefix_tokens + rows * cols
         raise ValueError(f"weights has {num_keys} context tokens but grid {grid} with "
@@ -499,6 +630,13 @@ def encoder_layers(dim: int, num_heads: int, depth: int, mlp_ratio: int = 4) -> 
     Shape:
         each layer maps (B, N, dim) -> (B, N, dim).
     """
+    _check_int("dim", dim)
+    _check_int("num_heads", num_heads)
+    if dim % num_heads:
+        raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+    check_int("depth", depth, minimum=0, maximum=MAX_DEPTH)
+    _check_int("mlp_ratio", mlp_ratio)
+    check_allocation("dim * mlp_ratio * dim", dim * mlp_ratio * dim, MAX_ELEMENTS, "weights")
     return nn.ModuleList(
         nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=mlp_ratio * dim, dropout=0.0,
                                    activation="gelu", batch_first=True, norm_first=True)

@@ -10,6 +10,8 @@ Colab; ``tests/test_notebook_hygiene.py`` checks that every notebook starts with
 
 from __future__ import annotations
 
+from course_lib._validation import check_text
+
 COURSE_REPO_URL = "https://github.com/multimodal-fusion-course/multimodal-fusion-course"
 COLAB_CHECKOUT = "/content/multimodal-fusion-course"
 
@@ -36,7 +38,18 @@ if "google.colab" in sys.modules and importlib.util.find_spec("course_lib") is N
 
 
 def colab_badge(notebook_path: str) -> str:
-    """The Markdown 'Open in Colab' badge for a notebook, e.g. ``notebooks/00_welcome.ipynb``."""
+    """The Markdown 'Open in Colab' badge for a notebook, e.g. ``notebooks/00_welcome.ipynb``.
+
+    Raises:
+        ValueError: if ``notebook_path`` is not a relative path (inside the repository) to an
+            ``.ipynb`` file.
+    """
+    check_text("notebook_path", notebook_path)
+    if (not notebook_path.endswith(".ipynb") or notebook_path.startswith(("/", "\\"))
+            or "\\" in notebook_path or ".." in notebook_path.split("/")
+            or any(c.isspace() or c in "()[]" for c in notebook_path)):
+        raise ValueError(f"notebook_path must be a path inside the repository to an .ipynb "
+                         f"file, such as 'notebooks/00_welcome.ipynb', got {notebook_path!r}")
     github_path = COURSE_REPO_URL.removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{github_path}/blob/main/{notebook_path}"
     badge = "https://colab.research.google.com/assets/colab-badge.svg"

@@ -9,6 +9,14 @@ import math
 
 import torch
 
+from course_lib._validation import (
+    MAX_ELEMENTS,
+    check_allocation,
+    check_int,
+    check_number,
+    check_tensor,
+)
+
 
 def tone(frequency_hz: float, seconds: float = 0.02, sample_rate: int = 16000,
          amplitude: float = 1.0) -> torch.Tensor:
@@ -19,10 +27,13 @@ def tone(frequency_hz: float, seconds: float = 0.02, sample_rate: int = 16000,
 
     Raises:
         ValueError: if ``frequency_hz`` is negative or at/above the Nyquist frequency
-            (sample_rate / 2), or ``seconds`` / ``sample_rate`` are not positive.
+            (sample_rate / 2), ``seconds`` / ``sample_rate`` are not positive, the tone would
+            have more than ``MAX_ELEMENTS`` samples, or ``amplitude`` is not finite.
     """
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    sample_rate = check_int("sample_rate", sample_rate, minimum=1)
+    frequency_hz = check_number("frequency_hz", frequency_hz)
+    seconds = check_number("seconds", seconds)
+    amplitude = check_number("amplitude", amplitude)
     if not 0 <= frequency_hz < sample_rate / 2:
         raise ValueError(
             f"frequency_hz must be in [0, {sample_rate / 2:g}) (below Nyquist for sample_rate "
@@ -30,6 +41,8 @@ def tone(frequency_hz: float, seconds: float = 0.02, sample_rate: int = 16000,
         )
     if not seconds > 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
+    check_allocation("seconds * sample_rate", round(seconds * sample_rate), MAX_ELEMENTS,
+                     "samples")
     times = torch.arange(round(seconds * sample_rate)) / sample_rate
     return amplitude * torch.sin(2 * math.pi * frequency_hz * times)
 
@@ -43,6 +56,8 @@ def magnitude_spectrum(
     Shape:
         waveform: (S,) -> frequencies (S // 2 + 1,), magnitudes (S // 2 + 1,)
     """
+    waveform = check_tensor("waveform", waveform, kind="float", finite=True)
+    sample_rate = check_number("sample_rate", sample_rate, above=0)
     if waveform.ndim != 1 or waveform.numel() < 2:
         raise ValueError(
             f"waveform must be 1-D with at least 2 samples, got shape {tuple(waveform.shape)}"

@@ -14,34 +14,47 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib._validation import (
+    MAX_ELEMENTS,
+    MAX_TOKENS,
+    check_allocation,
+    check_choice,
+    check_int,
+    check_tensor,
+    to_weights_dtype,
+)
 from course_lib.attention import encoder_layers
 
+MAX_IMAGE_SIZE = 16_384  # pixels per side
+MAX_GRID_LINES = 10_000  # lines per direction that patch_grid_lines draws
+MAX_DEPTH = 1_024  # transformer blocks
 
-def _check_images(images: torch.Tensor, patch_size: int) -> None:
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
-    if patch_size < 1:
-        raise ValueError(f"patch_size must be positive, got {patch_size}")
+
+def _check_images(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    images = check_tensor("images", images, kind=None, shape=("B", "C", "H", "W"))
+    check_int("patch_size", patch_size, minimum=1)
     height, width = images.shape[-2:]
     for name, size in (("height", height), ("width", width)):
         if size % patch_size:
             raise ValueError(
                 f"images {name} {size} is not divisible by patch_size {patch_size}"
             )
+    return images
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Cut images into non-overlapping square patches, each flattened to one vector.
 
     Args:
-        images: a batch of images.
+        images: a batch of images (any dtype: this only rearranges values; a numpy array is
+            converted).
         patch_size: side p of each square patch; must divide H and W.
 
     Shape:
         images: (B, C, H, W)
         output: (B, N, p * p * C) with N = (H / p) * (W / p), patches in row-major order.
     """
-    _check_images(images, patch_size)
+    images = _check_images(images, patch_size)
     batch, channels, height, width = images.shape
     rows, cols = height // patch_size, width // patch_size
     grid = images.reshape(batch, channels, rows, patch_size, cols, patch_size)
@@ -57,8 +70,8 @@ def patch_grid(image_size: int, patch_size: int) -> dict[str, int]:
     the ``remainder`` pixels per side that a grid of whole patches leaves uncovered (a ViT
     requires remainder 0: it resizes or crops the image so that the patch size divides it).
     """
-    if image_size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size}")
+    check_int("image_size", image_size, minimum=1)
+    check_int("patch_size", patch_size)
     if not 1 <= patch_size <= image_size:
         raise ValueError(f"patch_size must be in [1, image_size={image_size}], got {patch_size}")
     per_side = image_size // patch_size
@@ -75,9 +88,12 @@ def patch_grid_lines(image_size: int, patch_size: int) -> tuple[list, list]:
     """x and y coordinates (pixels, ``None`` between segments) of the patch grid's lines.
 
     Lines are drawn at every whole-patch boundary from 0 to ``per_side * patch_size``; the
-    uncovered remainder (if any) lies beyond the last line.
+    uncovered remainder (if any) lies beyond the last line. At most ``MAX_GRID_LINES``
+    patches per side (a figure cannot show more).
     """
-    covered = patch_grid(image_size, patch_size)["patches_per_side"] * patch_size
+    per_side = patch_grid(image_size, patch_size)["patches_per_side"]
+    check_allocation("image_size / patch_size", per_side, MAX_GRID_LINES, "grid lines per side")
+    covered = per_side * patch_size
     xs: list = []
     ys: list = []
     for position in range(0, covered + 1, patch_size):
@@ -104,17 +120,22 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, image_size: int, patch_size: int, in_channels: int, dim: int) -> None:
         super().__init__()
-        if patch_size < 1 or image_size % patch_size:
+        check_int("image_size", image_size, minimum=1, maximum=MAX_IMAGE_SIZE)
+        check_int("patch_size", patch_size, minimum=1)
+        if image_size % patch_size:
             raise ValueError(
                 f"image_size {image_size} is not divisible by patch_size {patch_size}"
             )
-        if in_channels < 1 or dim < 1:
-            raise ValueError(f"in_channels and dim must be positive, got {in_channels}, {dim}")
+        check_int("in_channels", in_channels, minimum=1)
+        check_int("dim", dim, minimum=1)
+        check_allocation("patch_size * patch_size * in_channels * dim",
+                         patch_size * patch_size * in_channels * dim, MAX_ELEMENTS, "weights")
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.num_patches = (image_size // patch_size) ** 2
         self.projection = nn.Linear(patch_size * patch_size * in_channels, dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        images = to_weights_dtype("images", images, self, kind="float")
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(
                 f"images must have shape (B, {self.in_channels}, {self.image_size}, "
@@ -146,15 +167,21 @@ class ViTEncoder(nn.Module):
     def __init__(self, image_size: int, patch_size: int, in_channels: int, dim: int,
                  depth: int, num_heads: int, pool: str = "cls", mlp_ratio: int = 4) -> None:
         super().__init__()
-        if pool not in ("cls", "none"):
-            raise ValueError(f'pool must be "cls" or "none", got {pool!r}')
-        if num_heads < 1 or dim % num_heads:
+        check_choice("pool", pool, ("cls", "none"))
+        check_int("dim", dim, minimum=1)
+        check_int("num_heads", num_heads, minimum=1)
+        if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
+        check_int("depth", depth, minimum=1, maximum=MAX_DEPTH)
+        check_int("mlp_ratio", mlp_ratio, minimum=1)
+        check_allocation("dim * mlp_ratio * dim", dim * mlp_ratio * dim, MAX_ELEMENTS, "weights")
         self.pool, self.dim = pool, dim
         self.patch_embedding = PatchEmbedding(image_size, patch_size, in_channels, dim)
         self.num_patches = self.patch_embedding.num_patches
+        check_int("(image_size / patch_size) ** 2 patch tokens", self.num_patches,
+                  maximum=MAX_TOKENS)
+        check_allocation("position embedding (num_patches + 1) * dim",
+                         (self.num_patches + 1) * dim, MAX_ELEMENTS, "weights")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position_embedding = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -163,7 +190,7 @@ class ViTEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        patch_tokens = self.patch_embedding(images)  # (B, N, dim)
+        patch_tokens = self.patch_embedding(images)  # (B, N, dim), images checked there
         cls = self.cls_token.expand(len(patch_tokens), -1, -1)  # (B, 1, dim)
         tokens = torch.cat([cls, patch_tokens], dim=1) + self.position_embedding  # (B, N+1, dim)
         for block in self.blocks:

@@ -1,7 +1,21 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# The property-based robustness suite (tests/test_robustness_*.py): few examples per property
+# so that the whole unit suite stays fast on two cores, a fixed seed so that a failure
+# reproduces, no example database written into the repository, and a deadline per example
+# (generous, for a loaded machine: each rejection is also timed against one second).
+# HYPOTHESIS_PROFILE=thorough runs ten times as many examples.
+settings.register_profile(
+    "course", max_examples=20, deadline=5000, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("thorough", parent=settings.get_profile("course"), max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "course"))
 
 # Tests run two workers on two cores: one thread each avoids oversubscription.
 torch.set_num_threads(1)

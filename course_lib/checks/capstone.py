@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -137,7 +138,13 @@ def check_tensors(build_tensors: Callable, train_data: ClinicData,
     first_rows = test_data.subset(list(range(min(len(test_data), 8))))
     _, few = _split(_call("check_tensors", build_tensors, train_data, first_rows),
                     "build_tensors")
+    _check_features(few, "test_features (for the first test patients)", len(first_rows))
     for modality in MODALITIES:
+        if few[modality].shape != test[modality][: len(first_rows)].shape:
+            raise _Failed(f"Not yet: the {modality!r} features of the first {len(first_rows)} "
+                          f"test patients have shape {tuple(few[modality].shape[1:])} per "
+                          f"patient when built alone, {tuple(test[modality].shape[1:])} when "
+                          f"built with the others: build them the same way every time.")
         if not torch.allclose(few[modality], test[modality][: len(first_rows)], atol=1e-4):
             raise _Failed(
                 f"Not yet: the {modality!r} features of a test patient change when the other "
@@ -146,6 +153,8 @@ def check_tensors(build_tensors: Callable, train_data: ClinicData,
                 f"of the test split leak information about it).")
     _, pair = _split(_call("check_tensors", build_tensors, train_data,
                            _negation_pair(test_data)), "build_tensors")
+    _check_features(pair, "test_features (for a pair of reports)",
+                    min(len(test_data), 16))
     if torch.equal(pair["text"][0], pair["text"][1]):
         raise _Failed("Not yet: your text features for 'Reports fever.' and 'No fever.' are "
                       "identical: the negation is lost. Use a negation-aware bag of words, "
@@ -193,21 +202,28 @@ def check_model(build_model: Callable) -> CheckResult:
     model.eval()
     with torch.no_grad():
         try:
-            output = _call("check_model", _predict, model, batch, name="your model")
+            output = _call("check_model", _scores, model, batch, name="your model")
         except _Failed as failure:
             raise _Failed(f"{failure} (This check builds your model for made-up widths "
                           f"{input_dims}: take the widths from input_dims, never hard-code "
                           f"them.)") from None
-        if not isinstance(output, torch.Tensor) or output.shape != (8, num_classes):
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
-            raise _Failed(f"Not yet: for a batch of 8 patients and {num_classes} classes your "
-                          f"model returned {shape}; expected class scores (B, num_classes) = "
-                          f"(8, {num_classes}).")
-        if not torch.isfinite(output).all():
-            raise _Failed("Not yet: your model's output contains NaN or inf.")
+        _check_scores(output, num_classes)
+        # Judge "uses every modality" only for a model that is a function of its inputs: one
+        # that returns noise would change its output whatever changed.
+        again = _call("check_model", _scores, model, batch, name="your model")
+        if not isinstance(again, torch.Tensor) or again.shape != output.shape or not \
+                torch.allclose(again, output, rtol=1e-5, atol=1e-6):
+            raise _Failed("Not yet: in evaluation mode your model gave different outputs for "
+                          "the same batch, twice in a row: its output is random (torch.randn "
+                          "or dropout called in forward, or state that changes per call). Make "
+                          "the class scores a function of the features.")
         for modality in MODALITIES:
             changed = dict(batch, **{modality: batch[modality] + 3.0})
-            if torch.allclose(_predict(model, changed), output):
+            moved = _call("check_model", _scores, model, changed, name="your model")
+            if not isinstance(moved, torch.Tensor) or moved.shape != output.shape:
+                raise _Failed(f"Not yet: with other {modality!r} features your model returned "
+                              f"{_shape_of(moved)} instead of {tuple(output.shape)}.")
+            if torch.allclose(moved, output):
                 raise _Failed(f"Not yet: changing the {modality!r} features does not change "
                               f"your model's output: it ignores {modality}. Pass every "
                               f"modality in input_dims to the fusion model.")
@@ -215,6 +231,38 @@ def check_model(build_model: Callable) -> CheckResult:
     return _verdict(True, f"Well done! Your {type(model).__name__} ({count:,} parameters) turns "
                           f"{input_dims} into {num_classes} class scores and uses every "
                           f"modality.")
+
+
+def _scores(model: nn.Module, features: Mapping[str, torch.Tensor]) -> Any:
+    """What the model returns for ``features`` (on its device), moved to the CPU if a tensor."""
+    output = _predict_raw(model, features)
+    return output.detach().cpu() if isinstance(output, torch.Tensor) else output
+
+
+def _predict_raw(model: nn.Module, features: Mapping[str, torch.Tensor]) -> Any:
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    return model({m: x.to(device) for m, x in features.items()})
+
+
+def _shape_of(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _check_scores(output: Any, num_classes: int) -> None:
+    """Class scores: a real float tensor (8, num_classes), finite."""
+    if not isinstance(output, torch.Tensor) or output.shape != (8, num_classes):
+        raise _Failed(f"Not yet: for a batch of 8 patients and {num_classes} classes your "
+                      f"model returned {_shape_of(output)}; expected class scores "
+                      f"(B, num_classes) = (8, {num_classes}).")
+    if not output.is_floating_point():
+        raise _Failed(f"Not yet: your model returned class scores of dtype {output.dtype}; "
+                      f"scores (logits) are real floats, such as the output of an nn.Linear. "
+                      f"Do not round, arg-max or convert them inside the model.")
+    if not torch.isfinite(output).all():
+        raise _Failed("Not yet: your model's output contains NaN or inf.")
 
 
 # ----------------------------------------------------------------------------- exercise 3
@@ -323,13 +371,39 @@ def _reference_accuracy(features: Mapping[str, torch.Tensor], labels: torch.Tens
         return (model(features).argmax(dim=1) == labels).float().mean().item()
 
 
-def _as_number(value: Any, who: str) -> float:
+def _as_number(value: Any, who: str, verb: str = "returned") -> float:
+    """A real number from a Python, numpy or one-element torch value; NaN and inf refused."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
+    elif isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise _Failed(f"Not yet: {who} should return the accuracy as a number between 0 and 1, "
-                      f"got {type(value).__name__} {value!r:.60}.")
+        shown = f" {value!r:.60}" if isinstance(value, (str, complex)) else ""
+        raise _Failed(f"Not yet: {who} should be the accuracy as a number between 0 and 1, "
+                      f"but {verb} {type(value).__name__}{shown}.")
+    if not math.isfinite(value):
+        raise _Failed(f"Not yet: {who} {verb} {value}, not a finite number: an accuracy is "
+                      f"(correct predictions) / (patients). A 0 / 0? Check that there are "
+                      f"patients to count.")
     return float(value)
+
+
+def _as_accuracy(value: Any, who: str, verb: str = "returned") -> float:
+    """An accuracy: a finite number in [0, 1], with a hint for a percentage."""
+    accuracy = _as_number(value, who, verb)
+    if 1.0 < accuracy <= 100.0:
+        raise _Failed(f"Not yet: {who} {verb} {accuracy:g}, which looks like a percentage; "
+                      f"give a fraction in [0, 1] (divide by 100).")
+    if not 0.0 <= accuracy <= 1.0:
+        raise _Failed(f"Not yet: {who} {verb} {accuracy:g}; an accuracy lies in [0, 1] (the "
+                      f"fraction of patients predicted correctly).")
+    return accuracy
+
+
+def _same(got: float, expected: float) -> bool:
+    return math.isclose(got, expected, rel_tol=0.0, abs_tol=1e-6)
 
 
 @_guarded
@@ -343,13 +417,14 @@ def check_evaluation(evaluate: Callable) -> CheckResult:
     for seed in (0, 1):
         features, labels = _voting_case(seed)
         model = _VotingModel().train()
-        got = _as_number(_call("check_evaluation", evaluate, model, features, labels),
-                         "evaluate")
+        returned = _call("check_evaluation", evaluate, model, features, labels)
         expected = _reference_accuracy(features, labels)
-        if 1.0 < got <= 100.0 and abs(got / 100 - expected) < 1e-6:
+        got = _as_number(returned, "evaluate")
+        if 1.0 < got <= 100.0 and _same(got / 100, expected):
             raise _Failed(f"Not yet: you returned {got:.1f}, a percentage; return a fraction "
                           f"in [0, 1] ({expected:.3f}).")
-        if abs(got - expected) > 1e-6:
+        got = _as_accuracy(got, "evaluate")
+        if not _same(got, expected):
             hint = ("Call model.eval() before predicting: in training mode, dropout (and this "
                     "test model) behave differently." if model.training
                     else "Compare the arg-max over classes (dim=1) with the labels and take the "
@@ -378,8 +453,8 @@ def check_missing_modality(accuracy_without: Callable) -> CheckResult:
     for missing in MODALITIES:
         snapshot = dict(features)
         model = _VotingModel()
-        got = _as_number(_call("check_missing_modality", accuracy_without, model, features,
-                               labels, missing), "accuracy_without")
+        got = _as_accuracy(_call("check_missing_modality", accuracy_without, model, features,
+                                 labels, missing), "accuracy_without")
         if set(features) != set(snapshot) or any(
                 features[m] is not x or not torch.equal(x, originals[m])
                 for m, x in snapshot.items()):
@@ -388,7 +463,7 @@ def check_missing_modality(accuracy_without: Callable) -> CheckResult:
                           "{m: x for m, x in features.items() if m != missing}.")
         kept = {m: x for m, x in features.items() if m != missing}
         expected = _reference_accuracy(kept, labels)
-        if abs(got - expected) > 1e-6:
+        if not _same(got, expected):
             if missing in model.voters:
                 hint = (f"the model still received {missing!r} (it saw {model.voters}); "
                         f"leave out only that key.")
@@ -405,10 +480,18 @@ def check_missing_modality(accuracy_without: Callable) -> CheckResult:
 # ----------------------------------------------------------------------------- final comparison
 @_guarded
 def check_comparison(your_accuracy: float | None, baselines: Mapping[str, float]) -> CheckResult:
-    """The capstone's goal: your fusion model beats every baseline on the test split."""
+    """The capstone's goal: your fusion model beats every baseline on the test split.
+
+    ``your_accuracy`` and every baseline must be accuracies (finite numbers in [0, 1]).
+    """
     if your_accuracy is None:
         raise _Failed("Finish exercises 1-4 first: there is no trained fusion model to compare.")
-    ours = _as_number(your_accuracy, "your_accuracy")
+    ours = _as_accuracy(your_accuracy, "your_accuracy", "is")
+    if not isinstance(baselines, Mapping) or not baselines:
+        raise _Failed(f"Not yet: baselines should be a non-empty dict name -> accuracy, got "
+                      f"{type(baselines).__name__}.")
+    baselines = {str(name): _as_accuracy(acc, f"the baseline {name!r}", "is")
+                 for name, acc in baselines.items()}
     beaten = {name: acc for name, acc in baselines.items() if ours <= acc}
     if beaten:
         worst = max(beaten, key=beaten.get)
