@@ -21,8 +21,13 @@ CHAPTERS = {  # chapter -> least number of cells that render comparisons with in
     "04_contrastive_alignment.ipynb": 2,
     "05_fusion_strategies.ipynb": 10,
     "08_capstone_medical_diagnosis.ipynb": 5,
-    "08_capstone_medical_diagnosis_student.ipynb": 5,
+    "student/08_capstone_medical_diagnosis_student.ipynb": 5,
+    "06_architectures.ipynb": 3,
+    "09_fusion_benchmark.ipynb": 4,
 }
+# The course's training helpers: each takes device= and moves the model and every batch.
+TRAINING_CALLS = ("train", "train_fusion", "train_on", "pretrain_language_model",
+                  "train_llava_stage", "train_flamingo", "train_design", "pretrain_digit_lm")
 INTERVAL_HELPERS = ("comparison_table(", "describe_comparison(", "plot_estimates(",
                     "paired_bootstrap(", "noise_words(", "wilson_estimate(")
 # Names that hold properties of the data or the task, not measurements of a model.
@@ -107,7 +112,7 @@ def test_every_training_call_passes_the_device(chapter):
     for cell in _code_cells(chapter):
         for node in ast.walk(ast.parse(cell)):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("train", "train_fusion")):
+                    and node.func.id in TRAINING_CALLS):
                 calls += 1
                 keywords = {keyword.arg for keyword in node.keywords}
                 assert "device" in keywords, (chapter, ast.unparse(node)[:120])

@@ -32,6 +32,8 @@ PENDING = (
     "env",
     "widgets", "widgets.*",
     "checks.ch*",  # the checkers of the chapters' exercises (the capstone's are covered)
+    # modules added alongside part 1, not yet covered either
+    "attention_task", "benchmark", "diagrams", "evaluation_tables",
 )
 
 
