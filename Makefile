@@ -23,7 +23,17 @@ lab: env
 	JUPYTERLAB_SETTINGS_DIR=$(CURDIR)/.jupyter/lab/user-settings \
 	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: env lint unit e2e notebooks-test
+# Every part runs even when an earlier one fails (a missing browser must not hide the unit and
+# notebook results); the run fails at the end, naming the parts that failed.
+TEST_PARTS := lint unit e2e notebooks-test
+
+test: env
+	@failed=""; \
+	for part in $(TEST_PARTS); do \
+		$(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed (the other parts passed)"; exit 1; fi; \
+	echo "make test: all passed ($(TEST_PARTS))"
 
 lint: env
 	$(BIN)/ruff check .
@@ -32,8 +42,10 @@ unit: env
 	$(BIN)/pytest -n 2 --dist loadfile tests --ignore=tests/e2e
 
 # Browser tests: one JupyterLab and one headless chromium for the session, so no xdist workers.
+# tools/find_browser.py finds or installs Chromium first, printing one line per attempt.
 e2e: env
-	$(BIN)/pytest tests/e2e
+	@browser="$$($(BIN)/python tools/find_browser.py)" || exit 1; \
+	COURSE_CHROMIUM="$$browser" $(BIN)/pytest tests/e2e
 
 notebooks-test: env
 	$(BIN)/pytest -n 2 --dist loadfile $(NBVAL) notebooks
