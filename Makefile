@@ -8,7 +8,16 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: env lab test unit notebooks-test e2e bench format-notebooks execute-notebooks lint
+UNIT_ARGS := -n 2 --dist loadfile tests --ignore=tests/e2e
+NOTEBOOK_ARGS := -n 2 --dist loadfile $(NBVAL) notebooks
+# The latest-versions leg: newest releases within pyproject.toml's ranges, no constraints.txt.
+LATEST := .venv-latest
+LATEST_BIN := $(LATEST)/bin
+TORCHAUDIO_CHECK := from course_lib.env import load_torchaudio; \
+	module, why = load_torchaudio(); print(why); raise SystemExit(module is None)
+
+.PHONY: env lab test unit notebooks-test e2e bench format-notebooks execute-notebooks lint \
+	latest-env test-latest
 
 # Reinstall only when the package's requirements or the pinned set change.
 $(STAMP): pyproject.toml constraints.txt
@@ -39,7 +48,7 @@ lint: env
 	$(BIN)/ruff check .
 
 unit: env
-	$(BIN)/pytest -n 2 --dist loadfile tests --ignore=tests/e2e
+	$(BIN)/pytest $(UNIT_ARGS)
 
 # Browser tests: one JupyterLab and one headless chromium for the session, so no xdist workers.
 # tools/find_browser.py finds or installs Chromium first, printing one line per attempt.
@@ -48,7 +57,27 @@ e2e: env
 	COURSE_CHROMIUM="$$browser" $(BIN)/pytest tests/e2e
 
 notebooks-test: env
-	$(BIN)/pytest -n 2 --dist loadfile $(NBVAL) notebooks
+	$(BIN)/pytest $(NOTEBOOK_ARGS)
+
+# Upgrades to the newest allowed releases on every run; torchaudio is removed when it does not
+# load with the torch that came (its releases lag torch's), which the course allows.
+latest-env:
+	test -x $(LATEST_BIN)/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST_BIN)/python -m pip install --quiet --upgrade pip
+	$(LATEST_BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_BIN)/python -c "$(TORCHAUDIO_CHECK)" || \
+		$(LATEST_BIN)/python -m pip uninstall --quiet --yes torchaudio
+	$(LATEST_BIN)/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	@grep -iE '^(torch|torchaudio|numpy|plotly|ipywidgets|jupyterlab|matplotlib)==' \
+		$(LATEST)/versions.txt | tr '\n' ' '; echo
+
+# The unit tests and every notebook on the newest stack; both run, the leg fails at the end.
+test-latest: latest-env
+	@failed=""; \
+	$(LATEST_BIN)/pytest $(UNIT_ARGS) || failed="$$failed unit"; \
+	$(LATEST_BIN)/pytest $(NOTEBOOK_ARGS) || failed="$$failed notebooks"; \
+	if [ -n "$$failed" ]; then echo "make test-latest: FAILED:$$failed"; exit 1; fi; \
+	echo "make test-latest: passed"
 
 bench: env
 	$(BIN)/python tools/bench.py
