@@ -81,7 +81,7 @@ def load_torchaudio() -> tuple[ModuleType | None, str]:
     """
     try:
         torchaudio = importlib.import_module("torchaudio")
-        torchaudio.functional.melscale_fbanks(9, 0.0, 8000.0, 4, 16000)  # its compiled part too
+        torchaudio.functional.melscale_fbanks(9, 0.0, 8000.0, 4, 16000)  # and runs
     except Exception as error:  # noqa: BLE001 - ImportError, OSError, undefined symbol, ...
         if "torchaudio" in sys.modules and sys.modules["torchaudio"] is None:
             return None, "torchaudio is blocked (sys.modules['torchaudio'] is None)"
