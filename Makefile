@@ -22,6 +22,11 @@ TORCHAUDIO_CHECK := from course_lib.env import load_torchaudio; \
 # Reinstall only when the package's requirements or the pinned set change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import sys; sys.exit(sys.version_info < (3, 11))" || { \
+		echo "The pinned set (constraints.txt) needs Python 3.11 or newer (NumPy 2.4, SciPy 1.17"; \
+		echo "and IPython 9 have no Python 3.10 builds): rm -rf $(VENV) and rerun with"; \
+		echo "PYTHON=python3.11 (or newer), or use 'make test-latest', which installs the newest"; \
+		echo "releases that support your Python."; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
