@@ -73,8 +73,10 @@ def load_torchaudio() -> tuple[ModuleType | None, str]:
 
     ``course_lib`` itself never needs torchaudio (its log-mel spectrogram is ``torch.stft``
     with :func:`course_lib.audio.mel_filterbank`); the tests and chapter 02 compare with it
-    where it is available. torchaudio's compiled part must come from the same release as
-    torch: with another torch its import fails with an OSError or an undefined symbol.
+    where it is available. torchaudio's compiled library must come from the same release as
+    torch; with another torch the import may fail (an OSError, an undefined symbol) or succeed
+    with only the pure-Python functions working (torchaudio 2.11.1 with torch 2.15.0). So this
+    imports it and runs one of the functions the course compares with.
 
     Returns:
         (module, "torchaudio X loads") or (None, a one-line reason).
