@@ -7,8 +7,11 @@ padding 1) maps a length L to ceil(L / 2), so three of them turn 101 frames into
 
 About empty mel filters: 128 mel bands over the 201 FFT bins of a 400-point FFT are
 narrower than one bin at low frequencies, so some triangles fall between two bins and are
-all zero (torchaudio warns about it). Those mel rows stay at the log floor; the reference
-design accepts that, and :func:`log_mel_spectrogram` silences that one warning.
+all zero (torchaudio warns about it; this module does not). Those mel rows stay at the log
+floor; the reference design accepts that.
+
+Nothing here needs torchaudio: the spectrogram is ``torch.stft`` and the filters are
+:func:`mel_filterbank`. The tests compare both with torchaudio's where it loads.
 """
 
 from __future__ import annotations
@@ -16,15 +19,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import warnings
 
 import torch
-import torchaudio
 from torch import nn
 
 from course_lib.attention import encoder_layers
 
-EMPTY_FILTER_WARNING = "At least one mel filterbank has all zero values"
+EMPTY_FILTER_WARNING = "At least one mel filterbank has all zero values"  # torchaudio's
 LOG_FLOOR = 1e-10  # power below this is clamped before the log: log(1e-10) = -23.03
 
 
@@ -76,6 +77,33 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     return torch.minimum(rising, falling).clamp(min=0.0).to(dtype)
 
 
+def mu_law_decode(codes: torch.Tensor, quantization_channels: int = 256) -> torch.Tensor:
+    """Integer mu-law codes back to samples in [-1, 1] (ITU-T G.711's companding curve).
+
+    With mu = quantization_channels - 1 and y = 2 * code / mu - 1:
+    x = sign(y) * ((1 + mu) ** |y| - 1) / mu. Computed in float32 with the same operations as
+    ``torchaudio.functional.mu_law_decoding``, so both give the same numbers.
+
+    Args:
+        codes: integers in [0, quantization_channels - 1] (a tensor or a NumPy array).
+        quantization_channels: levels of the code (256 = 8-bit).
+
+    Shape:
+        codes: (...,); output: (...,) float32.
+    """
+    codes = torch.as_tensor(codes)
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
+    if quantization_channels < 2:
+        raise ValueError(f"quantization_channels must be at least 2, got {quantization_channels}")
+    if codes.numel() and (codes.min() < 0 or codes.max() > quantization_channels - 1):
+        raise ValueError(f"codes must lie in [0, {quantization_channels - 1}], got "
+                         f"[{int(codes.min())}, {int(codes.max())}]")
+    mu = torch.tensor(quantization_channels - 1.0, dtype=torch.float32)
+    y = codes.to(torch.float32) / mu * 2 - 1.0
+    return torch.sign(y) * (torch.exp(torch.abs(y) * torch.log1p(mu)) - 1.0) / mu
+
+
 def num_frames(num_samples: int, n_fft: int = 400, hop_length: int = 160,
                center: bool = True) -> int:
     """Frames of a short-time Fourier transform: 1 + L // hop (centred) or
@@ -97,21 +125,11 @@ def downsampled_length(length: int, num_downsample_convs: int = 3) -> int:
     return length
 
 
-@functools.lru_cache(maxsize=32)
-def _mel_transform(sample_rate: int, n_fft: int, hop_length: int, n_mels: int,
-                   center: bool) -> torchaudio.transforms.MelSpectrogram:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=EMPTY_FILTER_WARNING)
-        return torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-            center=center, power=2.0,
-        )
-
-
 def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft: int = 400,
                         hop_length: int = 160, n_mels: int = 128,
                         center: bool = True) -> torch.Tensor:
-    """log(max(mel power, 1e-10)) with torchaudio's MelSpectrogram (Hann window, power 2).
+    """log(max(mel power, 1e-10)): a Hann-windowed ``torch.stft``, power 2, then
+    :func:`mel_filterbank` (what torchaudio's ``MelSpectrogram`` computes, without torchaudio).
 
     Args:
         waveform: samples in [-1, 1] at ``sample_rate``.
@@ -123,7 +141,8 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
 
     Shape:
         waveform: (..., L)
-        output: (..., n_mels, frames) with frames = :func:`num_frames` (L, ...).
+        output: (..., n_mels, frames) with frames = :func:`num_frames` (L, ...), on the
+        waveform's device and in its dtype.
     """
     if waveform.ndim < 1 or not waveform.is_floating_point():
         raise ValueError(f"waveform must be a float tensor (..., L), got {waveform.dtype} "
@@ -143,9 +162,16 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
             f"waveform has {length} samples; centre padding needs more than n_fft // 2 = "
             f"{n_fft // 2}"
         )
-    transform = _mel_transform(sample_rate, n_fft, hop_length, n_mels, center)
-    mel_power = transform.to(device=waveform.device, dtype=waveform.dtype)(waveform)
-    return torch.log(mel_power.clamp(min=LOG_FLOOR))
+    # Built per call (tens of microseconds), so no cached tensor can be changed by a caller.
+    window = torch.hann_window(n_fft, periodic=True, dtype=waveform.dtype,
+                               device=waveform.device)
+    filters = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, dtype=waveform.dtype)
+    spectrum = torch.stft(waveform.reshape(-1, length), n_fft=n_fft, hop_length=hop_length,
+                          win_length=n_fft, window=window, center=center, pad_mode="reflect",
+                          normalized=False, onesided=True, return_complex=True)
+    power = spectrum.abs() ** 2  # (B, n_fft // 2 + 1, frames)
+    mel_power = filters.to(waveform.device).T @ power  # (B, n_mels, frames)
+    return torch.log(mel_power.clamp(min=LOG_FLOOR)).reshape(*waveform.shape[:-1], n_mels, -1)
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,11 +6,13 @@ Every chapter's setup cell calls :func:`setup_notebook`, so that a run is reprod
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import platform
 import random
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -64,6 +66,33 @@ def package_version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def load_torchaudio() -> tuple[ModuleType | None, str]:
+    """torchaudio when it is installed and loads with this torch, else None and why not.
+
+    ``course_lib`` itself never needs torchaudio (its log-mel spectrogram is ``torch.stft``
+    with :func:`course_lib.audio.mel_filterbank`); the tests and chapter 02 compare with it
+    where it is available. torchaudio's compiled library must come from the same release as
+    torch; with another torch the import may fail (an OSError, an undefined symbol) or succeed
+    with only the pure-Python functions working (torchaudio 2.11.1 with torch 2.15.0). So this
+    imports it and runs one of the functions the course compares with.
+
+    Returns:
+        (module, "torchaudio X loads") or (None, a one-line reason).
+    """
+    try:
+        torchaudio = importlib.import_module("torchaudio")
+        torchaudio.functional.melscale_fbanks(9, 0.0, 8000.0, 4, 16000)  # and runs
+    except Exception as error:  # noqa: BLE001 - ImportError, OSError, undefined symbol, ...
+        if "torchaudio" in sys.modules and sys.modules["torchaudio"] is None:
+            return None, "torchaudio is blocked (sys.modules['torchaudio'] is None)"
+        if isinstance(error, ModuleNotFoundError) and error.name == "torchaudio":
+            return None, "torchaudio is not installed"
+        text = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        text = text if len(text) <= 160 else text[:157] + "..."
+        return None, f"torchaudio does not load with torch {torch.__version__}: {text}"
+    return torchaudio, f"torchaudio {torchaudio.__version__} loads with torch {torch.__version__}"
 
 
 def describe_environment() -> str:

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 
+from course_lib.audio import mu_law_decode
 from course_lib.env import ASSETS_DIR
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -123,7 +123,7 @@ def load_spoken_digits() -> dict[str, np.ndarray]:
                                 "tools/build_spoken_digits.py")
     with np.load(SPOKEN_DIGITS_FILE) as stored:
         data = {key: stored[key] for key in stored.files}
-    decoded = AF.mu_law_decoding(torch.from_numpy(data["codes"].astype(np.int64)), 256).numpy()
+    decoded = mu_law_decode(torch.from_numpy(data["codes"].astype(np.int64)), 256).numpy()
     waveforms = np.zeros((len(data["lengths"]), CLIP_SAMPLES), dtype=np.float32)
     for row, (offset, length) in enumerate(zip(data["offsets"], data["lengths"], strict=True)):
         waveforms[row, :length] = decoded[offset:offset + length]

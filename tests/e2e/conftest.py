@@ -9,11 +9,13 @@ temporary folder.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,10 +23,7 @@ from pathlib import Path
 import pytest
 from lab_driver import CHROMIUM_FLAGS, ChapterPage, LabServer
 
-CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
-INSTALL_HINT = ("the browser tests drive Debian's chromium: install it with "
-                "`apt-get update && apt-get install -y chromium` (as root), or point "
-                "COURSE_CHROMIUM at a Chromium executable")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 START_TIMEOUT_S = 120
 VIEWPORT = {"width": 1400, "height": 1200}
@@ -36,11 +35,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _find_browser_module():
+    """tools/find_browser.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "find_browser", REPO_ROOT / "tools" / "find_browser.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: {INSTALL_HINT}", pytrace=False)
-    return CHROMIUM
+    """A working Chromium, by tools/find_browser.py's search (`make e2e` runs it first and
+    passes its answer in COURSE_CHROMIUM, so this finds it at once)."""
+    find_browser = _find_browser_module()
+    try:
+        return Path(find_browser.find_chromium())
+    except find_browser.BrowserNotFound as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
