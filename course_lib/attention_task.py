@@ -137,17 +137,20 @@ def evaluate_mosaic_model(model: MosaicQuestionModel, data: DigitMosaics,
 
 def train_mosaic_model(model: MosaicQuestionModel, train_data: DigitMosaics,
                        monitor_data: DigitMosaics, *, epochs: int, batch_size: int = 64,
-                       lr: float = 3e-3, seed: int = 0, progress: bool = False) -> History:
+                       lr: float = 3e-3, seed: int = 0, progress: bool = False,
+                       device: str | torch.device | None = None) -> History:
     """Train on ``train_data`` with :func:`course_lib.train.train`, logging after every step.
 
-    The model and the data go to the model's device. After each step the history's ``logs``
-    get ``mass_on_image`` and ``mass_on_answer_tile`` (the question's mean attention on the 4
-    tiles and on the asked tile, in that step's batch), and ``monitor_accuracy``,
-    ``monitor_mass_on_answer_tile`` measured on ``monitor_data`` (a held-out set).
+    ``device`` (default: where the model already is) receives the model and every batch.
+    After each step the history's ``logs`` get ``mass_on_image`` and ``mass_on_answer_tile``
+    (the question's mean attention on the 4 tiles and on the asked tile, in that step's
+    batch), and ``monitor_accuracy``, ``monitor_mass_on_answer_tile`` measured on
+    ``monitor_data`` (a held-out set).
     """
     if len(monitor_data) == 0:
         raise ValueError("monitor_data must hold at least one mosaic")
-    device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
     tensors = [train_data.tiles.to(device), train_data.questions.to(device),
                train_data.answers.to(device)]
     batch_mass: dict[str, float] = {}
@@ -170,7 +173,7 @@ def train_mosaic_model(model: MosaicQuestionModel, train_data: DigitMosaics,
         history.log("monitor_mass_on_answer_tile", held_out.mass_on_answer_tile)
 
     return train(model, loss_of_batch, tensors, epochs=epochs, batch_size=batch_size, lr=lr,
-                 seed=seed, progress=progress, on_step=on_step)
+                 seed=seed, progress=progress, on_step=on_step, device=device)
 
 
 # Illustrative (not measured) weights of the answer token "cat" in the unified sequence

@@ -176,3 +176,14 @@ def test_illustrative_cat_weights_are_a_softmax_row_led_by_the_image():
 
     assert abs(sum(ILLUSTRATIVE_CAT_WEIGHTS.values()) - 1.0) < 1e-12
     assert max(ILLUSTRATIVE_CAT_WEIGHTS, key=ILLUSTRATIVE_CAT_WEIGHTS.get) == "<image>"
+
+
+def test_train_mosaic_model_moves_the_model_to_the_device_it_is_given():
+    from course_lib.attention_task import train_mosaic_model
+
+    data = make_digit_mosaics("train", 8, seed=0)
+    model = MosaicQuestionModel(MosaicModelConfig(dim=16, num_heads=2, hidden=8))
+    # On the meta device the move happens and the arithmetic cannot (no values to compare).
+    with pytest.raises((RuntimeError, NotImplementedError, ValueError)):
+        train_mosaic_model(model, data, data, epochs=1, device="meta")
+    assert next(model.parameters()).device.type == "meta"

@@ -16,16 +16,18 @@ import pytest
 import course_lib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted([*(REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
+                   *(REPO_ROOT / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb")])
 
 
 def training_helpers() -> set[str]:
-    """Names of the course's training functions: ``train`` and ``train_*`` in any module."""
+    """Names of the course's training functions: ``train``, ``train_*`` and ``pretrain_*``."""
     names = set()
     for info in pkgutil.walk_packages(course_lib.__path__, "course_lib."):
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
-            if (name == "train" or name.startswith("train_")) and inspect.isfunction(value) \
+            if (name == "train" or name.startswith(("train_", "pretrain_"))) \
+                    and inspect.isfunction(value) \
                     and value.__module__.startswith("course_lib"):
                 names.add(name)
     return names
@@ -57,8 +59,6 @@ def test_the_search_finds_the_course_training_calls():
     assert {"04", "05", "06", "08"} <= chapters
 
 
-@pytest.mark.xfail(strict=False, reason="the chapters pass device= once the training-helper "
-                   "work (issue 13, item 4) is merged; remove this mark then")
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda path: path.name)
 def test_every_training_call_passes_the_device(notebook):
     missing = [f"cell {index}: {name}(...)" for index, name, has_device
