@@ -119,11 +119,12 @@ class LogitScale(nn.Module):
     """CLIP's learnable inverse temperature: scale = exp(log_scale), kept <= ``max_scale``.
 
     The parameter starts at ln(1 / init_temperature) (ln(1/0.07) = 2.6593, scale 14.2857).
-    Each call first projects the stored log-scale onto (-inf, ln max_scale] (as CLIP's training
-    code does after every optimiser step) and then returns exp(log_scale). A plain
-    ``clamp`` inside the graph would instead let the parameter drift above the bound where its
-    gradient is zero, so it could never come back; the projection keeps d scale / d log_scale =
-    scale at every step.
+    ``forward`` only reads it: it returns exp(log_scale) and never changes the parameter.
+    The bound is enforced by :meth:`clamp_`, which the training loop calls right after every
+    optimiser step (as OpenCLIP's training loop clamps ``logit_scale`` after
+    ``optimizer.step()``). Projecting the parameter keeps d scale / d log_scale = scale at
+    every step; a ``clamp`` inside the graph would instead give a zero gradient above the
+    bound, so a parameter that drifted there could never come back.
 
     Shape:
         returns a scalar tensor; use ``similarity * logit_scale()`` or ``1 / logit_scale()``.
@@ -143,9 +144,17 @@ class LogitScale(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / init_temperature)))
 
     def forward(self) -> torch.Tensor:
-        with torch.no_grad():
-            self.log_scale.clamp_(max=math.log(self.max_scale))
         return self.log_scale.exp()
+
+    @torch.no_grad()
+    def clamp_(self) -> LogitScale:
+        """Project the stored log-scale onto (-inf, ln max_scale], in place; returns ``self``.
+
+        Call it after each ``optimizer.step()`` (e.g. from the ``on_step`` hook of
+        :func:`course_lib.train.train`).
+        """
+        self.log_scale.clamp_(max=math.log(self.max_scale))
+        return self
 
     def extra_repr(self) -> str:
         return f"max_scale={self.max_scale}"

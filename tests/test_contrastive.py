@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from course_lib.contrastive import (
     WORKED_SIMILARITY,
@@ -242,6 +243,7 @@ def test_logit_scale_never_exceeds_max_scale_after_steps_that_push_it_up():
         optimizer.zero_grad()
         (-scale).backward()  # gradient ascent on the scale
         optimizer.step()
+        logit_scale.clamp_()  # after the step, as OpenCLIP's training loop does
     seen.append(logit_scale().item())
     assert seen[0] < seen[5]  # it really was pushed up
     assert max(seen) <= 100.0 + 1e-4
@@ -255,6 +257,7 @@ def test_logit_scale_can_come_back_down_in_one_step_after_sitting_at_its_bound()
         optimizer.zero_grad()
         (-logit_scale()).backward()
         optimizer.step()
+        logit_scale.clamp_()
     optimizer = torch.optim.SGD(logit_scale.parameters(), lr=0.01)
     optimizer.zero_grad()
     scale = logit_scale()
@@ -274,8 +277,47 @@ def test_logit_scale_with_adam_inside_clip_training_stays_within_bounds():
         optimizer.zero_grad()
         clip_loss(a, b, 1 / logit_scale()).backward()
         optimizer.step()
+        logit_scale.clamp_()
         assert logit_scale().item() <= 50.0 + 1e-4
     assert logit_scale().item() == pytest.approx(50.0, rel=1e-5)
+
+
+def test_logit_scale_forward_never_changes_its_parameter():
+    logit_scale = LogitScale(max_scale=100.0)
+    with torch.no_grad():
+        logit_scale.log_scale.fill_(math.log(400.0))  # as if an optimiser step overshot
+    assert logit_scale().item() == pytest.approx(400.0, rel=1e-6)  # forward only reads
+    assert logit_scale.log_scale.item() == pytest.approx(math.log(400.0), rel=1e-6)
+    assert logit_scale.clamp_() is logit_scale
+    assert logit_scale.log_scale.item() == pytest.approx(math.log(100.0), rel=1e-6)
+    assert logit_scale().item() == pytest.approx(100.0, rel=1e-6)
+    with torch.no_grad():
+        logit_scale.log_scale.fill_(math.log(3.0))  # below the bound: clamp_ leaves it alone
+    assert logit_scale.clamp_().log_scale.item() == pytest.approx(math.log(3.0), rel=1e-6)
+
+
+def test_logit_scale_clamped_from_trains_on_step_hook_stays_within_bounds():
+    from course_lib.train import train
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logit_scale = LogitScale(max_scale=20.0)
+
+    torch.manual_seed(0)
+    a = torch.randn(32, 4)
+    b = a + 0.01 * torch.randn(32, 4)  # separable pairs: the loss wants a huge scale
+    model = Scaled()
+    seen = []
+
+    def after_step(history):
+        model.logit_scale.clamp_()
+        seen.append(model.logit_scale().item())
+
+    train(model, lambda batch: clip_loss(batch[0], batch[1], 1 / model.logit_scale()),
+          [a, b], epochs=30, batch_size=32, lr=0.5, on_step=after_step)
+    assert max(seen) <= 20.0 + 1e-4
+    assert seen[-1] == pytest.approx(20.0, rel=1e-5)
 
 
 @pytest.mark.parametrize(
