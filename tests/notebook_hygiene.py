@@ -104,7 +104,7 @@ def widget_cell_indices(code_cells: list[dict]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- chapter structure
-TIME_ESTIMATE = re.compile(r"\bAbout \d+ minutes\b")
+TIME_ESTIMATE = re.compile(r"\babout \d+ (minutes|hours?)\b", re.IGNORECASE)
 HEADING = re.compile(r"^#{1,3} +(.+?)\s*$", re.MULTILINE)
 
 
