@@ -278,7 +278,8 @@ def slider(area: Locator, description: str) -> Locator:
 
 
 def readout(slider_box: Locator) -> str:
-    return slider_box.locator(".widget-readout").inner_text().strip()
+    """A slider's read-out text; a negative value's Unicode minus (U+2212) is read as "-"."""
+    return slider_box.locator(".widget-readout").inner_text().strip().replace("\u2212", "-")
 
 
 def press(slider_box: Locator, key: str) -> None:
