@@ -25,7 +25,7 @@ PENDING = (
     "audio",
     "budget", "budget_*",
     "fusion", "fusion_*",
-    "train", "evaluation",
+    "evaluation",
     "architectures", "architectures.*",
     "contrastive",
     "data", "data.*",
