@@ -28,7 +28,6 @@ PENDING = (
     "evaluation",
     "architectures", "architectures.*",
     "contrastive",
-    "data", "data.*",
     "env",
     "widgets", "widgets.*",
     "checks.ch*",  # the checkers of the chapters' exercises (the capstone's are covered)
