@@ -23,7 +23,7 @@ import course_lib
 # below course_lib, e.g. "widgets.*" matches course_lib.widgets.tokenizer_box.)
 PENDING = (
     "audio",
-    "budget", "budget_*",
+    "budget_api", "budget_costs", "budget_presets", "budget_processors",  # not yet: part 2
     "fusion", "fusion_*",
     "evaluation",
     "architectures", "architectures.*",
