@@ -26,7 +26,11 @@ PENDING = (
     "budget_api", "budget_costs", "budget_presets", "budget_processors",  # not yet: part 2
     "fusion_*",  # fusion_tools: chapter 05's tokenizer, measurements and playground logic
     "evaluation",
-    "architectures", "architectures.*",
+    # architectures: decoder covered; the others' float64/width fixes are tested through
+    # test_robustness_architectures.py, their full properties not yet
+    "architectures.codebook", "architectures.digit_chat", "architectures.flamingo",
+    "architectures.gates", "architectures.llava", "architectures.sizing",
+    "architectures.training", "architectures.unified",
     "contrastive",
     "env",
     "widgets", "widgets.*",
