@@ -288,9 +288,11 @@ def calculate_budget(context_length: int | None = None, num_images: int | None =
                 num_images, image_mode, height, width, patch_size, num_latents,
                 image_extra_tokens, audio_seconds, front_end, window_seconds, pad_to_window)
         details.append(f"prompt: {prompt_tokens} tokens")
-    except ValueError as error:
-        return BudgetReport(context_length if isinstance(context_length, int) else 0,
-                            error=str(error))
+    except (ValueError, TypeError, OverflowError, KeyError) as error:
+        # Documented as never raising: every bad setting becomes the report's message.
+        shown = context_length if isinstance(context_length, int) \
+            and not isinstance(context_length, bool) and context_length > 0 else 0
+        return BudgetReport(shown, error=str(error))
     images = per_image.times(num_images)
     segments = (("images", images.context), ("audio", audio.context), ("prompt", prompt_tokens))
     memory = tuple((name, count.memory) for name, count in

@@ -108,6 +108,13 @@ def image_scaling_costs(num_images: Sequence[int], text_tokens: int = 50,
         _check_int(name, value, 0)
     _check_int("ffn_width", ffn_width, 1)
     _check_int("dense_ffn_multiplier", dense_ffn_multiplier, 1)
+    if isinstance(num_images, (str, bytes)) or not isinstance(num_images, Sequence):
+        raise ValueError(f"num_images must be a list of image counts, got "
+                         f"{type(num_images).__name__}")
+    if len(num_images) > 100_000:
+        raise ValueError(f"num_images must hold at most 100,000 counts, got {len(num_images):,}")
+    _check_int("depth", depth, 1)
+    _check_int("width", width, 1)
     result: dict[str, list] = {key: [] for key in COST_KEYS}
     cross_layers = depth // cross_attention_every
     dense_width = dense_ffn_multiplier * width

@@ -27,11 +27,18 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
+MAX_SECONDS = 10**7  # about 116 days of audio: beyond it no count is meaningful
+MAX_LAYERS = 10_000  # layers in one downsampling stack
+
+
 def _check_seconds(seconds: object, name: str = "seconds") -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise ValueError(f"{name} must be a number of seconds, got {seconds!r}")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {seconds!r}")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{name} must be at most {MAX_SECONDS:,} s (about 116 days), got "
+                         f"{seconds:g}")
     return float(seconds)
 
 
@@ -139,9 +146,23 @@ def conv_output_length(length: int, kernel_size: int = 3, stride: int = 2,
 
 
 def downsampled_length(length: int, layers: Sequence[ConvLayer]) -> int:
-    """Length after a stack of convolution/pooling layers, each ``(kernel, stride, padding)``."""
-    for kernel_size, stride, padding in layers:
-        length = conv_output_length(length, kernel_size, stride, padding)
+    """Length after a stack of convolution/pooling layers, each ``(kernel, stride, padding)``.
+
+    Raises:
+        ValueError: naming the argument, for a bad length, a layer that is not three integers,
+            or a stack of more than :data:`MAX_LAYERS` layers.
+    """
+    _check_int("length", length, 1)
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise ValueError(f"layers must be a list of (kernel_size, stride, padding) tuples, got "
+                         f"{type(layers).__name__}")
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(f"layers must hold at most {MAX_LAYERS:,} layers, got {len(layers):,}")
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Sequence) or len(layer) != 3:
+            raise ValueError(f"layers[{index}] must be (kernel_size, stride, padding), got "
+                             f"{layer!r}")
+        length = conv_output_length(length, *layer)
     return length
 
 
@@ -171,7 +192,10 @@ def audio_tokens(seconds: float, sample_rate: int = 16000, n_fft: int = 400,
     if num_samples == 0:
         return 0
     frames = stft_num_frames(num_samples, n_fft, hop_length, center)
-    return downsampled_length(frames, [STRIDE2_CONV] * num_downsample_convs)
+    # Each convolution maps L to ceil(L / 2), so a length of 1 stays 1: past the number of
+    # halvings that reach 1 the remaining layers change nothing (and need not be built).
+    needed = min(num_downsample_convs, frames.bit_length() + 1)
+    return downsampled_length(frames, [STRIDE2_CONV] * needed)
 
 
 @dataclass(frozen=True)

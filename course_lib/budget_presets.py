@@ -196,6 +196,6 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(preset: str) -> Preset:
     """The :data:`PRESETS` entry called ``preset``; ValueError naming the argument if unknown."""
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
     return PRESETS[preset]

@@ -33,6 +33,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_number,
+    check_sequence,
+    check_tensor,
+    describe,
+    to_weights_dtype,
+)
 from course_lib.attention import TransformerBlock
 from course_lib.audio import sinusoidal_positions
 
@@ -49,8 +57,10 @@ def concatenate_features(features: Sequence[torch.Tensor]) -> torch.Tensor:
     Shape:
         output: ``(sum D_m,)`` or ``(B, sum D_m)``.
     """
+    features = check_sequence("features", features, of="feature tensors")
     if len(features) == 0:
         raise ValueError("features is empty: give at least one tensor to concatenate")
+    features = [check_tensor(f"features[{i}]", f) for i, f in enumerate(features)]
     leading = {tuple(f.shape[:-1]) for f in features}
     if any(f.ndim not in (1, 2) for f in features) or len(leading) != 1:
         shapes = [tuple(f.shape) for f in features]
@@ -71,7 +81,11 @@ def linear_combiner(
     Shape:
         output: ``()`` for unbatched predictions, else ``(B,)``.
     """
-    stacked = concatenate_features(predictions)
+    stacked = concatenate_features(check_sequence("predictions", predictions,
+                                                  of="prediction tensors"))
+    weights = check_tensor("weights", weights)
+    if not isinstance(bias, torch.Tensor):
+        bias = check_number("bias", bias)
     if weights.ndim != 1 or weights.shape[0] != stacked.shape[-1]:
         raise ValueError(
             f"weights must be a vector of {stacked.shape[-1]} entries (one per prediction "
@@ -97,6 +111,7 @@ def check_features(features: Features, input_dims: Mapping[str, int]) -> list[st
             raise ValueError(
                 f"features has modality {name!r}, but the model was built for {list(input_dims)}"
             )
+        tensor = check_tensor(f"features[{name!r}]", tensor)  # a float tensor (or array)
         if tensor.ndim not in (2, 3):
             raise ValueError(
                 f"features[{name!r}] must be (B, D) or (B, T, D), got shape {tuple(tensor.shape)}"
@@ -112,19 +127,34 @@ def check_features(features: Features, input_dims: Mapping[str, int]) -> list[st
     return [name for name in input_dims if name in features]
 
 
+def _model_features(model: nn.Module, features: Features, input_dims: Mapping[str, int]
+                    ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Checked features as tensors in ``model``'s weights dtype (the course's dtype policy:
+    float64 or numpy features work), and the modalities present, in order."""
+    present = check_features(features, input_dims)
+    converted = {name: to_weights_dtype(f"features[{name!r}]", tensor, model)
+                 for name, tensor in features.items()}
+    return converted, present
+
+
 def check_input_dims(input_dims: Mapping[str, int], num_classes: int) -> None:
     """Raise ``ValueError`` unless ``input_dims`` maps names to positive widths and C >= 2."""
     if not isinstance(input_dims, Mapping) or len(input_dims) == 0:
-        raise ValueError(f"input_dims must be a non-empty dict name -> width, got {input_dims!r}")
+        raise ValueError(f"input_dims must be a non-empty dict name -> width, got "
+                         f"{describe(input_dims)}")
     for name, width in input_dims.items():
-        if not isinstance(width, int) or width <= 0:
+        if not isinstance(name, str):
+            raise ArgumentTypeError(f"input_dims keys must be modality names (str), got "
+                                    f"{describe(name)}")
+        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
             raise ValueError(f"input_dims[{name!r}] must be a positive int, got {width!r}")
-    if not isinstance(num_classes, int) or num_classes < 2:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
 
 
 def pool_tokens(tensor: torch.Tensor) -> torch.Tensor:
     """Mean over the token axis: ``(B, T, D) -> (B, D)``; vectors ``(B, D)`` pass through."""
+    tensor = check_tensor("tensor", tensor)
     if tensor.ndim not in (2, 3):
         raise ValueError(f"tensor must be (B, D) or (B, T, D), got shape {tuple(tensor.shape)}")
     return tensor.mean(dim=1) if tensor.ndim == 3 else tensor
@@ -150,12 +180,25 @@ def modality_dropout(
         ``kept_features`` maps each kept modality to its rows ``(B_g, ...)``. The groups'
         rows partition ``range(B)``.
     """
+    p = check_number("p", p)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p must be in [0, 1), got {p}")
+    if not isinstance(features, Mapping):
+        raise ArgumentTypeError(f"features must be a dict modality -> (B, ...) tensor, got "
+                                f"{describe(features)}")
     if len(features) == 0:
         raise ValueError("features is empty: nothing to drop")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ArgumentTypeError(f"generator must be a torch.Generator or None, got "
+                                f"{describe(generator)}")
+    features = {name: check_tensor(f"features[{name!r}]", value, kind=None, min_ndim=1)
+                for name, value in features.items()}
     names = list(features)
-    batch = len(next(iter(features.values())))
+    sizes = {len(value) for value in features.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"features disagree on the batch size B: "
+                         f"{ {name: len(value) for name, value in features.items()} }")
+    batch = sizes.pop()
     keep = torch.rand(batch, len(names), generator=generator) >= p
     lost_all = ~keep.any(dim=1)  # give those examples back one modality, chosen at random
     rescued = torch.randint(len(names), (int(lost_all.sum()),), generator=generator)
@@ -176,8 +219,8 @@ def zero_fill(features: Features, input_dims: Mapping[str, int]) -> dict[str, to
     modality absent. Zeros are not "unknown": the model reads them as a (strange) input.
     """
     present = check_features(features, input_dims)
-    reference = features[present[0]]
-    filled = dict(features)
+    filled = {name: check_tensor(f"features[{name!r}]", value) for name, value in features.items()}
+    reference = filled[present[0]]
     for name, width in input_dims.items():
         if name not in filled:
             filled[name] = reference.new_zeros(len(reference), width)
@@ -219,7 +262,7 @@ class EarlyFusion(nn.Module):
         self.net = _mlp(sum(self.input_dims.values()), hidden_dim, num_classes, dropout)
 
     def forward(self, features: Features) -> torch.Tensor:
-        present = check_features(features, self.input_dims)
+        features, present = _model_features(self, features, self.input_dims)
         if len(present) != len(self.input_dims):
             absent = [name for name in self.input_dims if name not in present]
             raise ValueError(
@@ -263,11 +306,20 @@ class LateFusion(nn.Module):
 
     def per_modality_logits(self, features: Features) -> dict[str, torch.Tensor]:
         """Each present modality's own prediction (logits ``(B, C)``), keyed by modality."""
-        present = check_features(features, self.input_dims)
+        features, present = _model_features(self, features, self.input_dims)
         return {name: self.models[name](pool_tokens(features[name])) for name in present}
 
     def combine_predictions(self, logits: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Join per-modality logits ``(B, C)`` into one ``(B, C)`` output with ``combine``."""
+        if not isinstance(logits, Mapping) or not logits:
+            raise ArgumentTypeError(f"logits must be a non-empty dict modality -> (B, C) "
+                                    f"tensor, got {describe(logits)}")
+        dims: dict = {}
+        for name, value in logits.items():
+            if name not in self.input_dims:
+                raise ValueError(f"logits has modality {name!r}, but the model was built for "
+                                 f"{list(self.input_dims)}")
+            check_tensor(f"logits[{name!r}]", value, shape=("B", self.num_classes), dims=dims)
         probabilities = {name: value.softmax(dim=-1) for name, value in logits.items()}
         if self.combine == "learned":
             reference = next(iter(probabilities.values()))
@@ -289,6 +341,8 @@ class LateFusion(nn.Module):
     def loss(self, features: Features, labels: torch.Tensor) -> torch.Tensor:
         """Per-modality cross-entropies (mean) plus the combiner's loss on detached predictions."""
         logits = self.per_modality_logits(features)
+        labels = check_tensor("labels", labels, kind="int",
+                              shape=(len(next(iter(logits.values()))),))
         own = torch.stack([F.cross_entropy(value, labels) for value in logits.values()]).mean()
         if self.combine == "mean":
             return own
@@ -323,7 +377,7 @@ class EmbeddingConcatFusion(nn.Module):
         )
 
     def forward(self, features: Features) -> torch.Tensor:
-        present = check_features(features, self.input_dims)
+        features, present = _model_features(self, features, self.input_dims)
         if len(present) != len(self.input_dims):
             absent = [name for name in self.input_dims if name not in present]
             raise ValueError(f"embedding concatenation needs every modality; {absent} is missing")
@@ -368,7 +422,7 @@ class HybridFusion(nn.Module):
 
     def tokens(self, features: Features) -> tuple[torch.Tensor, dict[str, slice]]:
         """The joint sequence ``(B, 1 + sum T_m, d_model)`` and each modality's token slice."""
-        present = check_features(features, self.input_dims)
+        features, present = _model_features(self, features, self.input_dims)
         batch = len(features[present[0]])
         sequence, segments, start = [self.fusion_token.expand(batch, -1, -1)], {}, 1
         for name in present:
@@ -447,7 +501,7 @@ class DualEncoderMatcher(nn.Module):
 
     def embeddings(self, features: Features) -> dict[str, torch.Tensor]:
         """Each modality's unit embedding ``(B, embed_dim)``."""
-        present = check_features(features, self.input_dims)
+        features, present = _model_features(self, features, self.input_dims)
         if len(present) != 2:
             absent = [name for name in self.input_dims if name not in present]
             raise ValueError(f"a dual encoder compares two inputs; {absent} is missing")

@@ -14,13 +14,28 @@ summary when training ends.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+
+from course_lib._validation import (
+    MAX_LOOP,
+    ArgumentTypeError,
+    check_allocation,
+    check_flag,
+    check_int,
+    check_number,
+    check_sequence,
+    check_tensor,
+    check_text,
+    describe,
+)
 
 __all__ = [
     "Callback",
@@ -54,12 +69,28 @@ class History:
     seconds: float = 0.0
 
     def log(self, name: str, value: float) -> None:
-        """Append ``value`` to the per-step log ``name``."""
-        self.logs.setdefault(name, []).append(float(value))
+        """Append ``value`` (a real number; NaN is kept, as a measured "undefined") to the
+        per-step log ``name``."""
+        value = _logged_value(value)  # checked before anything is stored
+        self.logs.setdefault(check_text("name", name), []).append(value)
 
     def log_epoch(self, name: str, value: float) -> None:
-        """Append ``value`` to the per-epoch curve ``name``."""
-        self.epochs.setdefault(name, []).append(float(value))
+        """Append ``value`` (a real number) to the per-epoch curve ``name``."""
+        value = _logged_value(value)
+        self.epochs.setdefault(check_text("name", name), []).append(value)
+
+
+def _logged_value(value: Any) -> float:
+    """A logged number: a Python, numpy or one-element torch real (not a bool, not a string)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        value = torch.as_tensor(value) if value.dtype != object else value
+        if not isinstance(value, torch.Tensor) or value.numel() != 1 \
+                or value.dtype == torch.bool or value.is_complex():
+            raise ArgumentTypeError(f"value must be a real number, got {describe(value)}")
+        return float(value.item())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"value must be a real number, got {describe(value)}")
+    return float(value)
 
 
 @dataclass
@@ -73,6 +104,23 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     started: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            raise ArgumentTypeError(f"model must be an nn.Module, got {describe(self.model)}")
+        if not isinstance(self.history, History):
+            raise ArgumentTypeError(f"history must be a History, got {describe(self.history)}")
+        self.epochs = check_int("epochs", self.epochs, minimum=1)
+        self.steps_per_epoch = check_int("steps_per_epoch", self.steps_per_epoch, minimum=0)
+        self.epoch = check_int("epoch", self.epoch, minimum=0, maximum=self.epochs)
+        self.step = check_int("step", self.step, minimum=0)
+        self.started = check_number("started", self.started)
+
+
+def _check_state(state: Any) -> TrainState:
+    if not isinstance(state, TrainState):
+        raise ArgumentTypeError(f"state must be a TrainState, got {describe(state)}")
+    return state
 
 
 class Callback:
@@ -110,12 +158,15 @@ class ProgressBar(Callback):
 
     def __init__(self, description: str = "training", every_s: float = 0.2,
                  print_summary: bool = True) -> None:
-        self.description, self.every_s, self.print_summary = description, every_s, print_summary
+        self.description = check_text("description", description)
+        self.every_s = check_number("every_s", every_s, minimum=0)
+        self.print_summary = check_flag("print_summary", print_summary)
         self._handle: Any = None
         self._last_update = 0.0
 
     def text(self, state: TrainState) -> str:
         """The line shown: ``"training: 20/20 epochs, 440 steps, 10.1 s, loss 1.881 ..."``."""
+        _check_state(state)
         parts = [f"{self.description}: {state.epoch}/{state.epochs} epochs",
                  f"{state.step} steps", f"{time.perf_counter() - state.started:.1f} s"]
         history = state.history
@@ -136,6 +187,7 @@ class ProgressBar(Callback):
         return {"text/plain": text, "text/html": html}
 
     def on_train_begin(self, state: TrainState) -> None:
+        _check_state(state)
         self._handle = None
         if _in_notebook():
             from IPython.display import display
@@ -150,12 +202,13 @@ class ProgressBar(Callback):
             self._last_update = now
 
     def on_step_end(self, state: TrainState) -> None:
-        self._refresh(state)
+        self._refresh(_check_state(state))
 
     def on_epoch_end(self, state: TrainState) -> None:
-        self._refresh(state, force=True)
+        self._refresh(_check_state(state), force=True)
 
     def on_train_end(self, state: TrainState) -> None:
+        _check_state(state)
         if self._handle is not None:
             self._refresh(state, force=True)
         elif self.print_summary:
@@ -179,18 +232,34 @@ def iterate_minibatches(
 
     Raises:
         ValueError: if the tensors disagree on N or ``batch_size`` is not positive.
+        TypeError: if ``tensors`` is one tensor rather than a sequence of them (pass
+            ``[tensor]``): its rows would otherwise be read as aligned tensors.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    tensors = _check_aligned(tensors)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ArgumentTypeError(f"generator must be a torch.Generator or None, got "
+                                f"{type(generator).__name__}")
     sizes = {len(t) for t in tensors}
-    if len(sizes) != 1:
-        raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
     order = torch.randperm(sizes.pop(), generator=generator)
     return [tuple(t[idx.to(t.device)] for t in tensors) for idx in order.split(batch_size)]
 
 
+def _check_aligned(tensors: Any) -> list[torch.Tensor]:
+    """``tensors`` as a list of at least one tensor (N, ...), all with the same N."""
+    tensors = check_sequence("tensors", tensors, of="tensors (N, ...)", min_length=1)
+    checked = [check_tensor(f"tensors[{i}]", t, kind=None, min_ndim=1)
+               for i, t in enumerate(tensors)]
+    sizes = {len(t) for t in checked}
+    if len(sizes) != 1:
+        raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
+    return checked
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of ``model``'s first parameter or buffer (CPU for a model without any)."""
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"model must be an nn.Module, got {describe(model)}")
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
@@ -206,7 +275,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
         ValueError: if ``model`` is not an ``nn.Module``.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    trainable_only = check_flag("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -253,10 +323,33 @@ def train(
     Raises:
         ValueError: for a non-positive ``epochs``, a model without trainable parameters,
             or tensors that disagree on N.
+        TypeError: for arguments of the wrong kind, e.g. one tensor as ``tensors`` (pass
+            ``[tensor]``).
         FloatingPointError: when the loss becomes NaN or infinite.
     """
-    if epochs <= 0:
-        raise ValueError(f"epochs must be positive, got {epochs}")
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if not callable(loss_of_batch):
+        raise ArgumentTypeError(f"loss_of_batch must be a function of one batch, got "
+                                f"{type(loss_of_batch).__name__}")
+    tensors = _check_aligned(tensors)
+    epochs = check_int("epochs", epochs, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    check_allocation("epochs", epochs * math.ceil(len(tensors[0]) / batch_size), MAX_LOOP,
+                     "iterations")
+    lr = check_number("lr", lr, above=0)
+    weight_decay = check_number("weight_decay", weight_decay, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
+    progress = check_flag("progress", progress)
+    for name, hook in (("on_step", on_step), ("validate", validate), ("on_epoch", on_epoch)):
+        if hook is not None and not callable(hook):
+            raise ArgumentTypeError(f"{name} must be a function or None, got "
+                                    f"{type(hook).__name__}")
+    callbacks = check_sequence("callbacks", callbacks, of="Callback objects")
+    for index, hook in enumerate(callbacks):
+        if not isinstance(hook, Callback):
+            raise ArgumentTypeError(f"callbacks[{index}] must be a Callback, got "
+                                    f"{type(hook).__name__}")
     if device is not None:
         model.to(device)
     target = torch.device(device) if device is not None else model_device(model)
@@ -264,10 +357,6 @@ def train(
     if not parameters:
         raise ValueError("model has no trainable parameters (all have requires_grad=False)")
     sizes = {len(t) for t in tensors}
-    if len(sizes) != 1:
-        raise ValueError(f"tensors must share their first dimension, got sizes {sorted(sizes)}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     history = History()
@@ -317,12 +406,16 @@ def train(
 
 @torch.no_grad()
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows of ``logits`` (N, C) whose arg-max equals ``labels`` (N,)."""
-    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(
-            f"logits must be (N, C) and labels (N,), got {tuple(logits.shape)} and "
-            f"{tuple(labels.shape)}"
-        )
+    """Fraction of rows of ``logits`` (N, C) whose arg-max equals ``labels`` (N,).
+
+    Raises:
+        ValueError: for shapes that disagree or no rows (an accuracy of nothing is undefined).
+    """
+    dims: dict = {}
+    logits = check_tensor("logits", logits, shape=("N", None), dims=dims)
+    labels = check_tensor("labels", labels, shape=("N",), kind="int", dims=dims)
+    if len(labels) == 0:
+        raise ValueError("logits and labels must hold at least one row (N >= 1), got N = 0")
     return (logits.argmax(dim=1) == labels.to(logits.device)).float().mean().item()
 
 
@@ -342,9 +435,24 @@ def plot_learning_curves(
     Raises:
         ValueError: if no history is given or a metric is missing from a history.
     """
-    runs = [histories] if isinstance(histories, History) else list(histories)
-    if not runs:
-        raise ValueError("histories must hold at least one History")
+    if isinstance(histories, History):
+        runs = [histories]
+    else:
+        runs = check_sequence("histories", histories, of="History objects", min_length=1)
+        for index, run in enumerate(runs):
+            if not isinstance(run, History):
+                raise ArgumentTypeError(f"histories[{index}] must be a History, got "
+                                        f"{describe(run)}")
+    metrics = check_sequence("metrics", metrics, of="metric names (str)", min_length=1)
+    for index, metric in enumerate(metrics):
+        check_text(f"metrics[{index}]", metric)
+    if labels is not None:
+        labels = check_sequence("labels", labels, of="labels (str), one per metric")
+        if len(labels) != len(metrics):
+            raise ValueError(f"labels must hold one label per metric ({len(metrics)}), got "
+                             f"{len(labels)}")
+    if not all(callable(getattr(ax, name, None)) for name in ("plot", "set_xlabel", "legend")):
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes, got {describe(ax)}")
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for index, metric in enumerate(metrics):
         curves = []

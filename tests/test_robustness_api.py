@@ -22,18 +22,20 @@ import course_lib
 # its module has its tests; the list must end empty. (Patterns match dotted module names
 # below course_lib, e.g. "widgets.*" matches course_lib.widgets.tokenizer_box.)
 PENDING = (
-    "audio",
-    "budget", "budget_*",
-    "fusion", "fusion_*",
-    "train", "evaluation",
-    "architectures", "architectures.*",
-    "contrastive",
-    "data", "data.*",
-    "env",
-    "widgets", "widgets.*",
-    "checks.ch*",  # the checkers of the chapters' exercises (the capstone's are covered)
-    # modules added alongside part 1, not yet covered either
-    "attention_task", "benchmark", "diagrams", "evaluation_tables",
+    # being rewritten elsewhere at the moment
+    "audio", "contrastive", "env", "widgets", "widgets.*",
+    "checks.ch04", "checks.ch05", "checks.ch06",
+    # not covered yet (the validation layer is not applied to them yet either):
+    "budget_api", "budget_costs", "budget_presets", "budget_processors",  # processor rules
+    "fusion_*",  # fusion_tools: chapter 05's tokenizer, measurements and playground logic
+    "evaluation", "evaluation_tables",  # intervals and tests: NaN/None/tensors crash inside
+    # architectures: decoder covered; the float64 and width fixes of flamingo, llava and
+    # unified are tested in test_robustness_architectures.py, their full properties not yet
+    "architectures.codebook", "architectures.digit_chat", "architectures.flamingo",
+    "architectures.gates", "architectures.llava", "architectures.sizing",
+    "architectures.training", "architectures.unified",
+    "checks.ch01", "checks.ch02", "checks.ch03", "checks.ch07",  # the exercises' checkers
+    "attention_task", "benchmark", "diagrams",
 )
 
 

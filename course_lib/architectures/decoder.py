@@ -11,6 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_number,
+    check_tensor,
+    to_weights_dtype,
+)
 from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
 from course_lib.attention import causal_mask
 
@@ -22,7 +28,9 @@ def apply_rotary(tokens: Tensor, base: float = 10_000.0) -> Tensor:
 
     Shape: tokens (B, H, T, head_dim) with an even head_dim -> same shape.
     """
-    if not isinstance(tokens, Tensor) or tokens.dim() < 2 or tokens.shape[-1] % 2:
+    tokens = check_tensor("tokens", tokens, min_ndim=2)
+    base = check_number("base", base, above=1.0)
+    if tokens.shape[-1] % 2:
         raise ValueError(f"tokens must have shape (..., T, head_dim) with an even head_dim, "
                          f"got {getattr(tokens, 'shape', tokens)}")
     half = tokens.shape[-1] // 2
@@ -59,9 +67,14 @@ class LlamaBlock(nn.Module):
         self.down_proj = nn.Linear(ff_dim, dim, bias=False)
 
     def forward(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """tokens (B, T, dim), optional padding_mask (B, T) bool (True = a real token) ->
+        (B, T, dim)."""
+        tokens = _check_tokens("tokens", tokens, self.attention_norm.normalized_shape[0], self)
+        _check_padding_mask(padding_mask, tokens)
         batch, length, dim = tokens.shape
         normed = self.attention_norm(tokens)
-        q, k, v = (proj(normed).view(batch, length, self.num_heads, -1).transpose(1, 2)
+        q, k, v = (proj(normed).view(batch, length, self.num_heads, dim // self.num_heads)
+                   .transpose(1, 2)
                    for proj in (self.q_proj, self.k_proj, self.v_proj))
         mask = causal_mask(length, device=tokens.device)  # (T, T), True = may attend
         if padding_mask is not None:
@@ -71,6 +84,16 @@ class LlamaBlock(nn.Module):
         tokens = tokens + self.o_proj(attended.transpose(1, 2).reshape(batch, length, dim))
         normed = self.feed_forward_norm(tokens)
         return tokens + self.down_proj(F.silu(self.gate_proj(normed)) * self.up_proj(normed))
+
+
+def _check_padding_mask(padding_mask: object, tokens: Tensor) -> None:
+    if padding_mask is not None and (
+            not isinstance(padding_mask, Tensor) or padding_mask.dtype != torch.bool
+            or padding_mask.shape != tokens.shape[:2]):
+        raise ValueError(f"padding_mask must be a bool tensor of shape "
+                         f"{tuple(tokens.shape[:2])} (B, T), got "
+                         f"{getattr(padding_mask, 'dtype', padding_mask)} "
+                         f"{tuple(getattr(padding_mask, 'shape', ()))}")
 
 
 class DecoderLM(nn.Module):
@@ -95,9 +118,8 @@ class DecoderLM(nn.Module):
         self.head = nn.Linear(dim, vocab_size, bias=False)
 
     def embed(self, input_ids: Tensor) -> Tensor:
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (B, T), got "
-                             f"{getattr(input_ids, 'shape', input_ids)}")
+        """Token embeddings (B, T, dim) of ``input_ids`` (B, T), integer ids in [0, vocab_size)."""
+        input_ids = check_tensor("input_ids", input_ids, shape=("B", "T"), kind="int")
         if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.vocab_size):
             raise ValueError(f"input_ids must lie in [0, {self.vocab_size}), got values "
                              f"{int(input_ids.min())}..{int(input_ids.max())}")
@@ -106,14 +128,8 @@ class DecoderLM(nn.Module):
     def hidden_states(self, embeddings: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """The final (normalised) hidden state of every position, (B, T, dim), before the
         head."""
-        _check_tokens("embeddings", embeddings, self.dim)
-        if padding_mask is not None and (
-                not isinstance(padding_mask, Tensor) or padding_mask.dtype != torch.bool
-                or padding_mask.shape != embeddings.shape[:2]):
-            raise ValueError(f"padding_mask must be a bool tensor of shape "
-                             f"{tuple(embeddings.shape[:2])} (B, T), got "
-                             f"{getattr(padding_mask, 'dtype', padding_mask)} "
-                             f"{tuple(getattr(padding_mask, 'shape', ()))}")
+        embeddings = _check_tokens("embeddings", embeddings, self.dim, self)
+        _check_padding_mask(padding_mask, embeddings)
         for block in self.blocks:
             embeddings = block(embeddings, padding_mask)
         return self.final_norm(embeddings)
@@ -134,10 +150,9 @@ def next_token_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
     Shape: logits (B, L, V), labels (B, L) int64 -> scalar.
     """
-    if not isinstance(logits, Tensor) or logits.dim() != 3:
-        raise ValueError(f"logits must have shape (B, L, V), got "
-                         f"{getattr(logits, 'shape', logits)}")
-    if not isinstance(labels, Tensor) or labels.shape != logits.shape[:2]:
+    logits = check_tensor("logits", logits, shape=("B", "L", "V"))
+    labels = check_tensor("labels", labels, kind="int", min_ndim=0)
+    if labels.shape != logits.shape[:2]:
         raise ValueError(f"labels must have shape {tuple(logits.shape[:2])} (B, L of logits), "
                          f"got {getattr(labels, 'shape', labels)}")
     targets = labels[:, 1:]
@@ -154,10 +169,15 @@ def scored_next_token_loss(hidden: Tensor, head: nn.Module, labels: Tensor) -> T
 
     Shape: hidden (B, L, dim), labels (B, L) -> scalar.
     """
-    if not isinstance(hidden, Tensor) or hidden.dim() != 3:
-        raise ValueError(f"hidden must have shape (B, L, dim), got "
-                         f"{getattr(hidden, 'shape', hidden)}")
-    if not isinstance(labels, Tensor) or labels.shape != hidden.shape[:2]:
+    if not isinstance(head, nn.Module):
+        raise ArgumentTypeError(f"head must be an nn.Module (the output layer), got "
+                                f"{type(head).__name__}")
+    hidden = to_weights_dtype("hidden", hidden, head, shape=("B", "L", "dim"))
+    width = getattr(head, "in_features", None)
+    if width is not None and hidden.shape[-1] != width:
+        raise ValueError(f"hidden has width {hidden.shape[-1]}, but head takes {width}")
+    labels = check_tensor("labels", labels, kind="int", min_ndim=0)
+    if labels.shape != hidden.shape[:2]:
         raise ValueError(f"labels must have shape {tuple(hidden.shape[:2])} (B, L of hidden), "
                          f"got {getattr(labels, 'shape', labels)}")
     targets = labels[:, 1:]

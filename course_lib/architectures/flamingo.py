@@ -77,7 +77,7 @@ class PerceiverResampler(nn.Module):
         self.final_norm = nn.LayerNorm(dim)
 
     def forward(self, media: Tensor, media_mask: Tensor | None = None) -> Tensor:
-        _check_tokens("media", media, self.dim)
+        media = _check_tokens("media", media, self.dim, self)
         batch, num_media = media.shape[:2]
         if num_media < 1:
             raise ValueError("media must hold at least one token (M >= 1)")

@@ -120,7 +120,7 @@ class LlavaProjector(nn.Module):
                                         nn.Linear(llm_dim, llm_dim))
 
     def forward(self, image_features: Tensor) -> Tensor:
-        _check_tokens("image_features", image_features, self.vision_dim)
+        image_features = _check_tokens("image_features", image_features, self.vision_dim, self)
         return self.layers(image_features)
 
 
@@ -169,7 +169,7 @@ def splice_image_tokens(text_embeddings: Tensor, input_ids: Tensor, image_tokens
             or tuple(input_ids.shape) != (batch, length)):
         raise ValueError(f"input_ids must be integer ids of shape {(batch, length)} (B, T of "
                          f"text_embeddings), got {getattr(input_ids, 'shape', input_ids)}")
-    _check_tokens("image_tokens", image_tokens, width)
+    image_tokens = _check_tokens("image_tokens", image_tokens, width)
     if isinstance(image_token_id, bool) or not isinstance(image_token_id, int):
         raise ValueError(f"image_token_id must be an integer id, got {image_token_id!r}")
     for name, tensor in (("labels", labels), ("attention_mask", attention_mask)):

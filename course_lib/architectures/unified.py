@@ -78,7 +78,7 @@ class Thinker(nn.Module):
             if projection is None:
                 raise ValueError(f"{name}_tokens given, but this Thinker was built without "
                                  f"{name} input ({name}_dim=None)")
-            _check_tokens(f"{name}_tokens", tokens, width)
+            tokens = _check_tokens(f"{name}_tokens", tokens, width, projection)
             parts.append((name, projection(tokens)))
         if text_ids is not None:
             if (not isinstance(text_ids, Tensor) or text_ids.dim() != 2

@@ -70,6 +70,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    as_indices,
+    check_allocation,
+    check_choice,
+    check_flag,
+    check_int,
+    describe,
+)
+
 CLASS_NAMES = ("healthy", "pneumonia", "tuberculosis-like", "asthma/COPD-like")
 CLASS_PRIOR = (0.25, 0.25, 0.25, 0.25)
 ZONE_NAMES = ("none", "right upper", "right lower", "left upper", "left lower")
@@ -140,20 +150,64 @@ class ClinicData:
     sample_rate: int = SAMPLE_RATE
     class_names: tuple[str, ...] = CLASS_NAMES
 
+    def __post_init__(self) -> None:
+        _check_fields(self, ("images", "waveforms", "labels"), ("reports",))
+        if not isinstance(self.latents, dict):
+            raise ArgumentTypeError(f"latents must be a dict, got {describe(self.latents)}")
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> ClinicData:
-        """The patients at ``indices`` (integers in [0, N)), in that order."""
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.long).reshape(-1)
-        if len(index) and (index.min() < 0 or index.max() >= len(self)):
-            raise ValueError(f"indices must be in [0, {len(self)}), got values from "
-                             f"{int(index.min())} to {int(index.max())}")
+        """The patients at ``indices``, in that order: integer positions in [0, N) (a list,
+        numpy array or tensor), or a bool mask of N entries (the patients where it is True).
+
+        Raises:
+            ValueError / TypeError: naming ``indices``, for positions out of range, a mask of
+                the wrong length, or floats.
+        """
+        if isinstance(indices, (list, tuple, range, np.ndarray, torch.Tensor)):
+            raw = np.asarray(indices) if not isinstance(indices, torch.Tensor) \
+                else indices.detach().cpu().numpy()
+            if raw.dtype.kind in "iu" and raw.size and (raw.min() < 0 or raw.max() >= len(self)):
+                raise ValueError(f"indices must be in [0, {len(self)}), got values from "
+                                 f"{int(raw.min())} to {int(raw.max())}")
+        index = as_indices("indices", indices, len(self))  # a bool mask -> its True rows
         rows = index.numpy()
         return ClinicData(self.images[index], [self.reports[i] for i in rows],
                           self.waveforms[index], self.labels[index],
                           {k: v[rows] for k, v in self.latents.items()}, self.split,
                           self.sample_rate, self.class_names)
+
+
+def _check_fields(owner: object, tensors: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
+    """Each named field is a tensor (or list) with the same number of rows N."""
+    rows = {}
+    for name in tensors:
+        value = getattr(owner, name)
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            raise ArgumentTypeError(f"{name} must be a tensor with one row per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    for name in lists:
+        value = getattr(owner, name)
+        if not isinstance(value, list):
+            raise ArgumentTypeError(f"{name} must be a list with one entry per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"the fields must all have N rows, got {rows}")
+
+
+def _count(name: str, value: object, minimum: int) -> int:
+    """A count argument: an integer (not a bool, not 2.5) of at least ``minimum``."""
+    words = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ArgumentTypeError(f"{name} must be {words}, got {describe(value)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {words}, got {value!r}")
+    return int(value)
 
 
 def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
@@ -164,7 +218,15 @@ def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
 
 
 def prior_zone_probs(label: int, opacity_zone: int) -> np.ndarray:
-    """P(zone named by a previous film | class, current opacity zone), over ZONE_NAMES."""
+    """P(zone named by a previous film | class, current opacity zone), over ZONE_NAMES.
+
+    Args:
+        label: a class index in [0, len(CLASS_NAMES)).
+        opacity_zone: an index of :data:`ZONE_NAMES` (0 = no opacity).
+    """
+    label = check_int("label", label, minimum=0, maximum=len(CLASS_NAMES) - 1)
+    opacity_zone = check_int("opacity_zone", opacity_zone, minimum=0,
+                             maximum=len(ZONE_NAMES) - 1)
     probs = np.zeros(len(ZONE_NAMES))
     if opacity_zone == 0:
         probs[1:] = PRIOR_WITHOUT_OPACITY_PROB[label] / 4
@@ -182,9 +244,8 @@ def sample_latents(n_patients: int, rng: np.random.Generator) -> dict[str, np.nd
     Returns:
         name -> (N,) int64 array for "label" and each of :data:`LATENT_NAMES`.
     """
-    if isinstance(n_patients, bool) or not isinstance(n_patients, (int, np.integer)) \
-            or n_patients < 1:
-        raise ValueError(f"n_patients must be a positive integer, got {n_patients!r}")
+    n_patients = _count("n_patients", n_patients, 1)
+    check_allocation("n_patients", n_patients * 16)  # a few int64 draws per patient
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got "
                          f"{type(rng).__name__}")
@@ -202,6 +263,7 @@ def sample_latents(n_patients: int, rng: np.random.Generator) -> dict[str, np.nd
 
 
 VALIDATION_FRACTION = 0.2  # of the training patients
+PATIENT_VALUES = IMAGE_SIZE * IMAGE_SIZE + CLIP_SAMPLES  # stored values per patient
 SPLITS = ("train", "test", "fit", "validation")
 
 
@@ -211,8 +273,9 @@ def validation_rows(n_train: int, seed: int = 0) -> np.ndarray:
     A fixed random 20 % for each ``seed`` (from its own random stream, so it does not move
     when anything else changes); ``"fit"`` is the rest.
     """
-    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or n_train < 2:
-        raise ValueError(f"n_train must be an integer >= 2, got {n_train!r}")
+    n_train = _count("n_train", n_train, 2)
+    check_allocation("n_train", n_train * PATIENT_VALUES)
+    seed = _count("seed", seed, 0)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7_011]))
     count = max(1, round(VALIDATION_FRACTION * n_train))
     return np.sort(rng.permutation(n_train)[:count])
@@ -231,12 +294,15 @@ def load_clinic(split: str = "train", n_patients: int | None = None, seed: int =
         seed: a non-negative integer; the same seed gives the same patients.
 
     Raises:
-        ValueError: for an unknown split, or a negative or non-integer seed.
+        ValueError: for an unknown split, a negative or non-integer seed, or more patients
+            than fit in the course's memory limit (about 13,000).
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    split = check_choice("split", split, SPLITS)
+    seed = _count("seed", seed, 0)
+    if n_patients is not None:
+        least = 2 if split in ("fit", "validation") else 1
+        n_patients = _count("n_patients", n_patients, least)
+        check_allocation("n_patients", n_patients * PATIENT_VALUES)
     if split in ("fit", "validation"):
         pool = _generate("train", n_patients or DEFAULT_SIZES["train"], int(seed))
         held = validation_rows(len(pool), seed)
@@ -380,7 +446,8 @@ def report_tokens(report: str, negation_aware: bool = True) -> list[str]:
     ['no fever', 'night', 'sweats']
     """
     if not isinstance(report, str):
-        raise ValueError(f"report must be a string, got {type(report).__name__}")
+        raise ArgumentTypeError(f"report must be a string, got {type(report).__name__}")
+    negation_aware = check_flag("negation_aware", negation_aware)
     tokens, negated = [], False
     for word in re.findall(r"[a-z]+|[.;]", report.lower()):
         if word in SCOPE_ENDS:
@@ -399,8 +466,12 @@ def bag_of_words(reports: list[str], negation_aware: bool = True) -> torch.Tenso
         output: (N, V) float32 with V = len(REPORT_VOCABULARY), or (N, 2 V) when
         ``negation_aware``: columns for each word, then for "no <word>".
     """
-    if isinstance(reports, str) or not all(isinstance(r, str) for r in reports):
-        raise ValueError("reports must be a list of strings (one report per patient)")
+    if isinstance(reports, (str, torch.Tensor, np.ndarray)) or not isinstance(
+            reports, (list, tuple)) or not all(isinstance(r, str) for r in reports):
+        raise ArgumentTypeError(f"reports must be a list of strings (one report per patient), "
+                                f"got {describe(reports)}")
+    negation_aware = check_flag("negation_aware", negation_aware)
+    check_allocation("reports", len(reports) * 2 * len(REPORT_VOCABULARY))
     words = list(REPORT_VOCABULARY)
     if negation_aware:
         words += [f"no {w}" for w in REPORT_VOCABULARY]
@@ -568,8 +639,44 @@ def bayes_ceilings() -> dict[str, float]:
     return ceilings
 
 
+LATENT_SIZES = {"opacity_zone": len(ZONE_NAMES), "opacity_large": 2,
+                "prior_zone": len(ZONE_NAMES), **{s: len(POLARITIES) for s in SYMPTOMS},
+                "cough": len(COUGH_KINDS), "sound": len(SOUND_KINDS)}
+
+
+def _check_latents(latents: object) -> dict[str, np.ndarray]:
+    """``latents`` as a dict of (N,) integer arrays, each within its latent's range."""
+    if not isinstance(latents, dict):
+        raise ArgumentTypeError(f"latents must be a dict name -> (N,) integer array (like "
+                                f"ClinicData.latents), got {describe(latents)}")
+    missing = [name for name in LATENT_NAMES if name not in latents]
+    if missing:
+        raise ValueError(f"latents lacks {missing} (expected the keys of ClinicData.latents)")
+    checked, lengths = {}, set()
+    for name in LATENT_NAMES:
+        value = latents[name]
+        values = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) \
+            else np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+        if values is None or values.ndim != 1 or values.dtype.kind not in "iu":
+            raise ArgumentTypeError(f"latents[{name!r}] must be a (N,) integer array, got "
+                                    f"{describe(value)}")
+        if values.size and (values.min() < 0 or values.max() >= LATENT_SIZES[name]):
+            raise ValueError(f"latents[{name!r}] must lie in [0, {LATENT_SIZES[name]}), got "
+                             f"values from {values.min()} to {values.max()}")
+        checked[name] = values.astype(np.int64)
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ValueError(f"latents must all have the same length N, got {sorted(lengths)}")
+    return checked
+
+
 def latent_indices(latents: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Each patient's cell of :func:`joint_table` (image, prior, symptoms, cough, sound)."""
+    """Each patient's cell of :func:`joint_table` (image, prior, symptoms, cough, sound).
+
+    Shape:
+        latents[name]: (N,) integers in each latent's range; each output: (N,).
+    """
+    latents = _check_latents(latents)
     zone, large = latents["opacity_zone"], latents["opacity_large"]
     finding = np.where(zone == 0, 0, 1 + 2 * (zone - 1) + large)
     symptoms = sum(latents[s] * 3 ** (len(SYMPTOMS) - 1 - k) for k, s in enumerate(SYMPTOMS))
@@ -583,9 +690,10 @@ def bayes_posterior(latents: dict[str, np.ndarray],
     Shape:
         latents[name]: (N,); output: (N, 4), rows sum to 1.
     """
-    missing = [name for name in LATENT_NAMES if name not in latents]
-    if missing:
-        raise ValueError(f"latents lacks {missing} (expected the keys of ClinicData.latents)")
+    latents = _check_latents(latents)
+    if isinstance(modalities, str) or not isinstance(modalities, (tuple, list)):
+        raise ArgumentTypeError(f"modalities must be a tuple of names from {tuple(AXES)}, "
+                                f"got {describe(modalities)}")
     marginal = _marginal(tuple(modalities))
     cells = [index if marginal.shape[axis] > 1 else np.zeros_like(index)
              for axis, index in enumerate(latent_indices(latents), start=1)]

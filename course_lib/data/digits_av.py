@@ -32,6 +32,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_choice,
+    check_number,
+    check_tensor,
+    describe,
+)
 from course_lib.audio import mu_law_decode
 from course_lib.env import ASSETS_DIR
 
@@ -80,6 +87,10 @@ class DigitsAV:
     split: str
     sample_rate: int = SAMPLE_RATE
 
+    def __post_init__(self) -> None:
+        _check_fields(self, ("images", "waveforms", "labels", "image_indices", "clip_indices",
+                             "clip_lengths", "shifts"), ("captions", "voices"))
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -87,6 +98,25 @@ class DigitsAV:
         """(image (1, 8, 8), waveform (16000,), caption, label) of one example."""
         return (self.images[index], self.waveforms[index], self.captions[index],
                 int(self.labels[index]))
+
+
+def _check_fields(owner: object, tensors: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
+    """Each named field is a tensor (or list) with the same number of rows N."""
+    rows = {}
+    for name in tensors:
+        value = getattr(owner, name)
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            raise ArgumentTypeError(f"{name} must be a tensor with one row per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    for name in lists:
+        value = getattr(owner, name)
+        if not isinstance(value, list):
+            raise ArgumentTypeError(f"{name} must be a list with one entry per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"the fields must all have N rows, got {rows}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -140,8 +170,7 @@ def load_spoken_digits() -> dict[str, np.ndarray]:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)  # "val", "Test" or None are not the training split
 
 
 def split_image_indices(split: str) -> np.ndarray:
@@ -202,7 +231,23 @@ def add_noise_at_snr(waveforms: np.ndarray, lengths: np.ndarray, shifts: np.ndar
 
     Shape:
         waveforms: (N, S); lengths, shifts: (N,); output: (N, S)
+
+    Raises:
+        ValueError / TypeError: naming the argument, for shapes that disagree, speech of no
+            samples or outside the clip, a non-finite ``snr_db`` or a missing generator.
     """
+    dims: dict = {}
+    waveforms = check_tensor("waveforms", waveforms, shape=("N", "S"), dims=dims,
+                             finite=True).numpy()
+    lengths = check_tensor("lengths", lengths, shape=("N",), kind="int", dims=dims).numpy()
+    shifts = check_tensor("shifts", shifts, shape=("N",), kind="int", dims=dims).numpy()
+    if lengths.size and (lengths.min() < 1 or (shifts + lengths).max() > waveforms.shape[1]
+                         or shifts.min() < 0):
+        raise ValueError("lengths and shifts must place at least one speech sample of each clip "
+                         f"inside its {waveforms.shape[1]} samples")
+    snr_db = check_number("snr_db", snr_db)
+    if not isinstance(generator, torch.Generator):
+        raise ArgumentTypeError(f"generator must be a torch.Generator, got {describe(generator)}")
     time = np.arange(waveforms.shape[1])
     in_speech = (time >= shifts[:, None]) & (time < (shifts + lengths)[:, None])
     speech_power = np.einsum("ns,ns->n", waveforms * in_speech, waveforms,
@@ -211,6 +256,12 @@ def add_noise_at_snr(waveforms: np.ndarray, lengths: np.ndarray, shifts: np.ndar
     noise_power = np.einsum("ns,ns->n", noise, noise, dtype=np.float64) / waveforms.shape[1]
     scale = np.sqrt(speech_power / 10.0 ** (snr_db / 10.0) / noise_power)
     return waveforms + noise * scale[:, None].astype(np.float32)
+
+
+def _is_real(value: object) -> bool:
+    """A real number (a Python or numpy int or float), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_))
 
 
 def load_digits_av(split: str, seed: int = 0, image_noise: float = 0.0,
@@ -243,13 +294,13 @@ def load_digits_av(split: str, seed: int = 0, image_noise: float = 0.0,
     _check_split(split)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not (isinstance(image_noise, (int, float)) and math.isfinite(image_noise)
+    if not (_is_real(image_noise) and math.isfinite(image_noise)
             and image_noise >= 0):
         raise ValueError(f"image_noise must be a finite standard deviation >= 0, "
                          f"got {image_noise!r}")
-    if snr_db is not None and not (isinstance(snr_db, (int, float)) and math.isfinite(snr_db)):
+    if snr_db is not None and not (_is_real(snr_db) and math.isfinite(snr_db)):
         raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
-    if not (isinstance(max_shift_s, (int, float)) and math.isfinite(max_shift_s)
+    if not (_is_real(max_shift_s) and math.isfinite(max_shift_s)
             and 0 <= max_shift_s < 1):
         raise ValueError(f"max_shift_s must be in [0, 1) seconds, got {max_shift_s!r}")
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from course_lib._validation import MAX_ELEMENTS, ArgumentTypeError, check_allocation, check_tensor
+from course_lib.data.digits_av import _check_fields
+
 
 @dataclass
 class MatchPairs:
@@ -31,6 +34,10 @@ class MatchPairs:
     audio_digits: torch.Tensor
     labels: torch.Tensor
 
+    def __post_init__(self) -> None:
+        _check_fields(self, ("image_index", "audio_index", "image_digits", "audio_digits",
+                             "labels"))
+
     def __len__(self) -> int:
         return len(self.labels)
 
@@ -44,9 +51,12 @@ class MatchPairs:
         """
         for name, features, index in (("image_features", image_features, self.image_index),
                                       ("audio_features", audio_features, self.audio_index)):
-            if len(features) <= int(index.max()):
+            features = check_tensor(name, features, kind=None, min_ndim=1)
+            if index.numel() and len(features) <= int(index.max()):
                 raise ValueError(f"{name} has {len(features)} rows, but the pairs use row "
                                  f"{int(index.max())}: give the features of the whole pool")
+        image_features = check_tensor("image_features", image_features, kind=None, min_ndim=1)
+        audio_features = check_tensor("audio_features", audio_features, kind=None, min_ndim=1)
         return {"image": image_features[self.image_index],
                 "audio": audio_features[self.audio_index]}
 
@@ -68,6 +78,13 @@ class DigitMatch:
     @property
     def labels(self) -> torch.Tensor:
         return self.pairs.labels
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pairs, MatchPairs):
+            raise ArgumentTypeError(f"pairs must be a MatchPairs, got {type(self.pairs).__name__}")
+        _check_fields(self, ("images", "waveforms"))
+        if len(self.images) != len(self.pairs):
+            raise ValueError(f"images has {len(self.images)} rows but pairs has {len(self.pairs)}")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -108,6 +125,7 @@ def sample_match_pairs(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    check_allocation("num_pairs", 4 * num_pairs, MAX_ELEMENTS)  # indices, labels, draws
     image_pool = _as_digits("image_digits", image_digits, num_classes)
     audio_pool = _as_digits("audio_digits", audio_digits, num_classes)
     rng = np.random.default_rng(seed)

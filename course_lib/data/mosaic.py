@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib.data.digits_av import load_digit_images, split_image_indices
+from course_lib._validation import check_allocation, check_choice
+from course_lib.data.digits_av import _check_fields, load_digit_images, split_image_indices
 
 QUESTIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
 TILE_SIZE = 8
@@ -43,6 +44,9 @@ class DigitMosaics:
     answers: torch.Tensor
     split: str
 
+    def __post_init__(self) -> None:
+        _check_fields(self, ("tiles", "digits", "questions", "answers"))
+
     def __len__(self) -> int:
         return len(self.answers)
 
@@ -56,8 +60,7 @@ class DigitMosaics:
 
 def mosaic_image_indices(split: str) -> np.ndarray:
     """Rows of sklearn's digits that the mosaics of ``split`` draw from (disjoint splits)."""
-    if split not in MOSAIC_SPLITS:
-        raise ValueError(f"split must be one of {MOSAIC_SPLITS}, got {split!r}")
+    split = check_choice("split", split, MOSAIC_SPLITS)
     if split == "test":
         return split_image_indices("test")
     rows = split_image_indices("train")  # already in a fixed random order
@@ -80,6 +83,7 @@ def make_digit_mosaics(split: str, n: int, seed: int) -> DigitMosaics:
     rows = mosaic_image_indices(split)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    check_allocation("n", int(n) * NUM_TILES * TILE_SIZE * TILE_SIZE)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     images, labels = load_digit_images()

@@ -15,6 +15,7 @@ import html
 import ipywidgets
 import plotly.graph_objects as go
 
+from course_lib._validation import check_int
 from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
 from course_lib.text import SAMPLE_TEXT, BPETokenizer
 from course_lib.widgets._base import as_widget, live_figure
@@ -111,12 +112,15 @@ def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
         recipe control (mode, patch, latents, delimiters, hop, framing, downsampling,
         window) switches to custom.
     """
+    context_length = check_int("context_length", context_length, minimum=1,
+                               maximum=2**31 - 1)  # a slider's value is a 32-bit integer
     tokenizer = default_tokenizer() if tokenizer is None else tokenizer
     style = {"description_width": "110px"}
     wide = ipywidgets.Layout(width="420px")
     preset = ipywidgets.ToggleButtons(options=(CUSTOM, *PRESETS), value="micro-omni",
                                       description="preset", style=style)
-    context = ipywidgets.IntSlider(context_length, min=32, max=MAX_CONTEXT, step=4,
+    context = ipywidgets.IntSlider(context_length, min=min(32, context_length),
+                                   max=max(MAX_CONTEXT, context_length), step=4,
                                    description="context", style=style, layout=wide)
     images = ipywidgets.IntSlider(1, min=0, max=8, description="images", style=style,
                                   layout=wide)
@@ -222,6 +226,10 @@ def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
         control.observe(on_recipe, names="value")
     preset.observe(on_preset, names="value")
     on_preset({"new": preset.value})
+    if context.value != context_length:  # the starting preset set its own window: the
+        context.max = max(context.max, context_length)  # argument wins (and re-counts)
+        context.min = min(context.min, context_length)
+        context.value = context_length
 
     box = ipywidgets.VBox
     columns = ipywidgets.HBox([
