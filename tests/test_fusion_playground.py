@@ -64,3 +64,20 @@ def test_benchmark_builds_and_every_control_updates_within_budget():
             control.value = value
             timings.append(time.perf_counter() - start)
     assert sorted(timings)[len(timings) // 2] < 0.05
+
+
+def test_a_precomputed_table_is_what_the_bars_show():
+    models, data = tiny_playground()
+    from course_lib.fusion import playground_table
+
+    table = playground_table(models, data)
+    key = next(iter(table))
+    table = {setting: {name: 0.25 for name in models} for setting in table}  # a known table
+    root = fusion_playground(models, data, image_noise=key[0], snr_db=key[1], table=table)
+    assert bars(root) == pytest.approx([0.25, 0.25, 0.25])
+
+
+def test_a_table_for_other_models_is_refused():
+    models, data = tiny_playground()
+    with pytest.raises(ValueError, match="table"):
+        fusion_playground(models, data, table={(0.0, 6.0, ()): {"early": 0.5}})

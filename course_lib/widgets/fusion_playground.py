@@ -36,14 +36,17 @@ def _readout(accuracies: Mapping[str, float], dropped: list[str], chance: float)
 
 @pictured
 def fusion_playground(models: Mapping[str, nn.Module], data: PlaygroundData,
-                      image_noise: float | None = None,
-                      snr_db: float | None = None) -> ipywidgets.VBox:
+                      image_noise: float | None = None, snr_db: float | None = None,
+                      table: Mapping | None = None) -> ipywidgets.VBox:
     """Sliders for image noise and audio SNR, toggles to drop a modality, accuracy bars.
 
     Args:
         models: name -> trained fusion model (e.g. early, late, hybrid).
         data: test tokens precomputed at every slider level.
         image_noise, snr_db: the starting levels (default: the first precomputed ones).
+        table: ``playground_table(models, data)`` when already computed (it evaluates every
+            model at every setting, the slow part, which a chapter can do in an earlier cell so
+            that the widget appears at once); computed here when None.
 
     Returns:
         The root widget; ``.image_noise``, ``.snr_db``, ``.drop_image``, ``.drop_audio``,
@@ -62,7 +65,11 @@ def fusion_playground(models: Mapping[str, nn.Module], data: PlaygroundData,
              for name in MODALITIES}
     readout = ipywidgets.HTML()
     chance = 1.0 / len(torch.unique(data.labels))
-    table = playground_table(models, data)
+    if table is None:
+        table = playground_table(models, data)
+    elif not isinstance(table, Mapping) or set(next(iter(table.values()), {})) != set(models):
+        raise ValueError("table must be playground_table(models, data) for these models "
+                         f"({sorted(models)}), got {type(table).__name__}")
 
     names = list(models)
     figure = go.Figure(go.Bar(x=names, y=[0.0] * len(names), text=[""] * len(names),
