@@ -1,11 +1,13 @@
-"""Chapters 04, 05 and 08 measure honestly: interval helpers, interval asserts, training on device.
+"""Chapters 04, 05 and 08 measure honestly: interval helpers and interval asserts.
 
 - every chapter renders its comparisons with ``course_lib.evaluation`` (tables that always print
   intervals, sentences that say "beyond noise" / "within noise");
 - no chapter prints a home-made comparison table;
 - every ``assert`` that compares two measured quantities compares intervals (``is_above``,
-  ``separated``, ``.low`` / ``.high``), never two bare means;
-- every training call passes the ``device`` picked by the setup cell.
+  ``separated``, ``.low`` / ``.high``), never two bare means.
+
+That every training call passes the ``device`` picked by the setup cell is checked, for every
+chapter and student copy, in ``test_chapters_use_device.py``.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ CHAPTERS = {  # chapter -> least number of cells that render comparisons with in
     "06_architectures.ipynb": 3,
     "09_fusion_benchmark.ipynb": 4,
 }
-# The course's training helpers: each takes device= and moves the model and every batch.
-TRAINING_CALLS = ("train", "train_fusion", "train_on", "pretrain_language_model",
-                  "train_llava_stage", "train_flamingo", "train_design", "pretrain_digit_lm")
 INTERVAL_HELPERS = ("comparison_table(", "describe_comparison(", "plot_estimates(",
                     "paired_bootstrap(", "noise_words(", "wilson_estimate(")
 # Names that hold properties of the data or the task, not measurements of a model.
@@ -104,19 +103,6 @@ def test_no_home_made_comparison_tables(chapter):
 def test_every_assert_that_orders_two_results_compares_intervals(chapter):
     problems = [p for cell in _code_cells(chapter) for p in _bare_orderings(cell)]
     assert not problems, (chapter, problems)
-
-
-@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
-def test_every_training_call_passes_the_device(chapter):
-    calls = 0
-    for cell in _code_cells(chapter):
-        for node in ast.walk(ast.parse(cell)):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in TRAINING_CALLS):
-                calls += 1
-                keywords = {keyword.arg for keyword in node.keywords}
-                assert "device" in keywords, (chapter, ast.unparse(node)[:120])
-    assert calls > 0, chapter
 
 
 def test_the_checker_of_bare_orderings_catches_them():

@@ -51,9 +51,12 @@ def widget_cells(notebook) -> list[tuple[int, str, str]]:
                for name in (match.group(2) or match.group(3)).split(",") if name.strip()}
     cells = []
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code" or WIDGET_IMPORT.search(cell.source):
+        if cell.cell_type != "code":
             continue
-        called = [name for name in sorted(modules) if re.search(rf"\b{name}\s*\(", cell.source)]
+        # A cell may import the widget and build it (``display(widget(...))``): the import's
+        # own parenthesised name list is not a call, so drop the imports before looking.
+        calls = WIDGET_IMPORT.sub("", cell.source)
+        called = [name for name in sorted(modules) if re.search(rf"\b{name}\s*\(", calls)]
         if called:
             cells.append((index, modules[called[0]], called[0]))
     return cells
