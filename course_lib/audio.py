@@ -242,13 +242,15 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
 
 
 @dataclass(frozen=True)
-class AudioFrontEnd:
+class LogMelFrontEnd:
     """One chapter's audio features: crop or pad each clip, then :func:`log_mel_spectrogram`.
 
     Every chapter that needs log-mel features builds one of these and prints
     :meth:`describe`, so the settings of its features are stated in one line. The front-end
     holds only these numbers (it is frozen): the Hann window and the filters are built per
-    call, so no call can change what the next one returns.
+    call, so no call can change what the next one returns. (``course_lib.budget``'s
+    ``AudioFrontEnd`` counts the frames and tokens of a design without computing anything;
+    this class computes the features.)
 
     Args:
         sample_rate: samples per second of the waveforms.

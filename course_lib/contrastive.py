@@ -247,6 +247,8 @@ class DualEncoder(nn.Module):
         check_int("embed_dim", embed_dim, minimum=1)
         image_width = _encoder_width("image", image_encoder, image_dim)
         audio_width = _encoder_width("audio", audio_encoder, audio_dim)
+        for name, width in (("image_dim", image_width), ("audio_dim", audio_width)):
+            check_allocation(f"{name} * embed_dim", width * embed_dim, MAX_ELEMENTS, "weights")
         self.embed_dim = embed_dim
         self.image_encoder, self.audio_encoder = image_encoder, audio_encoder
         self.image_projection = Projection(image_width, embed_dim)

@@ -1,4 +1,5 @@
-"""course_lib.audio.AudioFrontEnd: crop or pad to the clip, then the log-mel spectrogram.
+"""course_lib.audio.LogMelFrontEnd, the chapters' one audio front-end: crop or pad each clip,
+then the log-mel spectrogram.
 
 The reference is torchaudio's MelSpectrogram (where it loads) on clips cut and padded by hand;
 frame counts come from the hand formula 1 + samples // hop.
@@ -13,7 +14,7 @@ import warnings
 import pytest
 import torch
 
-from course_lib.audio import AudioFrontEnd
+from course_lib.audio import LogMelFrontEnd
 from course_lib.env import load_torchaudio
 
 torchaudio, TORCHAUDIO_STATUS = load_torchaudio()
@@ -50,7 +51,7 @@ def _torchaudio_log_mel(waveforms, sample_rate, n_fft, hop_length, n_mels):
 ])
 def test_front_end_equals_torchaudio_on_clips_cut_or_padded_by_hand(settings, samples):
     sample_rate, n_fft, hop_length, n_mels, seconds = settings
-    front_end = AudioFrontEnd(sample_rate, n_fft, hop_length, n_mels, seconds)
+    front_end = LogMelFrontEnd(sample_rate, n_fft, hop_length, n_mels, seconds)
     waveforms = _speech_like(3, samples).double()
     clip = round(seconds * sample_rate)
     by_hand = waveforms[:, :clip] if samples >= clip else torch.cat(
@@ -62,20 +63,20 @@ def test_front_end_equals_torchaudio_on_clips_cut_or_padded_by_hand(settings, sa
 
 
 def test_frames_follow_the_hand_formula():
-    assert AudioFrontEnd(n_mels=40, clip_seconds=0.7).frames() == 1 + 11_200 // 160 == 71
-    assert AudioFrontEnd(clip_seconds=1.0).frames(123) == 101  # every input becomes 1 s
-    assert AudioFrontEnd().frames(48_000) == 1 + 48_000 // 160 == 301
+    assert LogMelFrontEnd(n_mels=40, clip_seconds=0.7).frames() == 1 + 11_200 // 160 == 71
+    assert LogMelFrontEnd(clip_seconds=1.0).frames(123) == 101  # every input becomes 1 s
+    assert LogMelFrontEnd().frames(48_000) == 1 + 48_000 // 160 == 301
     for samples in (201, 999, 16_000, 20_001):
-        assert AudioFrontEnd(n_mels=8)(torch.zeros(samples)).shape == (8, 1 + samples // 160)
+        assert LogMelFrontEnd(n_mels=8)(torch.zeros(samples)).shape == (8, 1 + samples // 160)
     with pytest.raises(ValueError, match="num_samples is needed"):
-        AudioFrontEnd().frames()
+        LogMelFrontEnd().frames()
 
 
 def test_keeping_the_length_equals_the_plain_log_mel():
     from course_lib.audio import log_mel_spectrogram
 
     waveforms = _speech_like(2, 16000)
-    torch.testing.assert_close(AudioFrontEnd(n_mels=32)(waveforms),
+    torch.testing.assert_close(LogMelFrontEnd(n_mels=32)(waveforms),
                                log_mel_spectrogram(waveforms, n_mels=32), rtol=0, atol=0)
 
 
@@ -89,11 +90,11 @@ def test_keeping_the_length_equals_the_plain_log_mel():
      "4 kHz, 64 ms window, 16 ms hop, 32 mel bins, 2.5 s clips"),
 ])
 def test_describe_states_the_settings_in_one_line(settings, line):
-    assert AudioFrontEnd(**settings).describe() == line
+    assert LogMelFrontEnd(**settings).describe() == line
 
 
 def test_front_end_keeps_no_state_that_a_call_can_change():
-    front_end = AudioFrontEnd(n_mels=40, clip_seconds=0.7)
+    front_end = LogMelFrontEnd(n_mels=40, clip_seconds=0.7)
     waveforms = _speech_like(2, 16000)
     first = front_end(waveforms)
     front_end(waveforms.double()).zero_()        # another dtype, its result then mutated
@@ -109,7 +110,7 @@ def test_front_end_keeps_no_state_that_a_call_can_change():
 
 
 def test_front_end_keeps_the_waveform_dtype_and_leading_dimensions():
-    front_end = AudioFrontEnd(n_mels=16, clip_seconds=0.5)
+    front_end = LogMelFrontEnd(n_mels=16, clip_seconds=0.5)
     waveforms = _speech_like(6, 9000).reshape(2, 3, 9000)
     assert front_end(waveforms).shape == (2, 3, 16, 51)
     assert front_end(waveforms.double()).dtype == torch.float64
@@ -123,11 +124,11 @@ def test_front_end_keeps_the_waveform_dtype_and_leading_dimensions():
 ])
 def test_bad_settings_name_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
-        AudioFrontEnd(**kwargs)
+        LogMelFrontEnd(**kwargs)
 
 
 def test_bad_waveforms_name_the_argument():
-    front_end = AudioFrontEnd(n_mels=8)
+    front_end = LogMelFrontEnd(n_mels=8)
     with pytest.raises(ValueError, match="waveforms"):
         front_end(torch.zeros(100, dtype=torch.int16))
     with pytest.raises(ValueError, match="waveforms"):
