@@ -31,8 +31,9 @@ def test_digit_tokenizer_states_its_front_end():
 
 def test_audio_tokens_are_chunk_means_of_the_hand_made_log_mel():
     waveforms = _clips()
-    spectrum = torch.stft(waveforms.double(), 400, 160, window=torch.hann_window(400, dtype=torch.float64),
-                          center=True, pad_mode="reflect", return_complex=True)
+    window = torch.hann_window(400, dtype=torch.float64)
+    spectrum = torch.stft(waveforms.double(), 400, 160, window=window, center=True,
+                          pad_mode="reflect", return_complex=True)
     mel = mel_filterbank(201, 32, 16000, dtype=torch.float64).T @ spectrum.abs() ** 2
     log_mel = torch.log(mel.clamp(min=1e-10))                       # (4, 32, 101)
     # adaptive average pooling of 101 frames into 5: chunk k spans floor(101k/5)..ceil(101(k+1)/5)
