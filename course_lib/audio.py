@@ -19,24 +19,71 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from course_lib._validation import (
+    MAX_ELEMENTS,
+    MAX_TOKENS,
+    ArgumentTypeError,
+    check_allocation,
+    check_flag,
+    check_int,
+    check_number,
+    check_tensor,
+    describe,
+    to_weights_dtype,
+)
 from course_lib.attention import encoder_layers
 
 EMPTY_FILTER_WARNING = "At least one mel filterbank has all zero values"  # torchaudio's
 LOG_FLOOR = 1e-10  # power below this is clamped before the log: log(1e-10) = -23.03
+MAX_SAMPLE_RATE = 1_000_000  # samples per second
+MAX_N_FFT = 2**16  # samples per window
+MAX_DOWNSAMPLE_CONVS = 32  # stride-2 convolutions (2**32 is longer than any clip)
+
+
+def _frequencies(name: str, value: Any) -> torch.Tensor:
+    """A non-negative real number, or a real tensor / numpy array of them, as float64."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        tensor = check_tensor(name, value, kind=None)
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+        tensor = tensor.to(torch.float64)
+        if tensor.device.type != "meta" and tensor.numel():
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name} contains NaN or inf")
+            if bool((tensor < 0).any()):
+                raise ValueError(f"{name} must be non-negative, got a minimum of "
+                                 f"{float(tensor.min()):g}")
+        return tensor
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be a real number or a tensor of them, got "
+                                f"{describe(value)}")
+    return torch.tensor(check_number(name, value, minimum=0), dtype=torch.float64)
 
 
 def hz_to_mel(hz: torch.Tensor | float) -> torch.Tensor:
-    """HTK mel scale: mel = 2595 * log10(1 + hz / 700)."""
-    return 2595.0 * torch.log10(1.0 + torch.as_tensor(hz, dtype=torch.float64) / 700.0)
+    """HTK mel scale: mel = 2595 * log10(1 + hz / 700), in float64.
+
+    Shape:
+        hz: a number or a tensor (...,) of frequencies >= 0 in Hz; output: the same shape.
+    """
+    return 2595.0 * torch.log10(1.0 + _frequencies("hz", hz) / 700.0)
 
 
 def mel_to_hz(mel: torch.Tensor | float) -> torch.Tensor:
-    """Inverse of :func:`hz_to_mel`: hz = 700 * (10 ** (mel / 2595) - 1)."""
-    return 700.0 * (10.0 ** (torch.as_tensor(mel, dtype=torch.float64) / 2595.0) - 1.0)
+    """Inverse of :func:`hz_to_mel`: hz = 700 * (10 ** (mel / 2595) - 1), in float64.
+
+    Shape:
+        mel: a number or a tensor (...,) of mels >= 0; output: the same shape.
+    """
+    return 700.0 * (10.0 ** (_frequencies("mel", mel) / 2595.0) - 1.0)
 
 
 def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
@@ -57,11 +104,14 @@ def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0
     Shape:
         output: (n_freqs, n_mels), as torchaudio.functional.melscale_fbanks returns.
     """
-    f_max = sample_rate / 2 if f_max is None else f_max
-    if n_freqs < 2:
-        raise ValueError(f"n_freqs must be at least 2, got {n_freqs}")
-    if n_mels < 1:
-        raise ValueError(f"n_mels must be positive, got {n_mels}")
+    check_int("n_freqs", n_freqs, minimum=2)
+    check_int("n_mels", n_mels, minimum=1)
+    check_int("sample_rate", sample_rate, minimum=1, maximum=MAX_SAMPLE_RATE)
+    check_allocation("n_freqs * n_mels", n_freqs * n_mels, MAX_ELEMENTS, "filter values")
+    f_min = check_number("f_min", f_min)
+    f_max = sample_rate / 2 if f_max is None else check_number("f_max", f_max)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ArgumentTypeError(f"dtype must be a floating torch.dtype, got {describe(dtype)}")
     if not 0 <= f_min < f_max <= sample_rate / 2:
         raise ValueError(
             f"need 0 <= f_min < f_max <= sample_rate / 2, got f_min={f_min}, f_max={f_max}, "
@@ -91,11 +141,17 @@ def mu_law_decode(codes: torch.Tensor, quantization_channels: int = 256) -> torc
     Shape:
         codes: (...,); output: (...,) float32.
     """
+    if not isinstance(codes, (torch.Tensor, np.ndarray)) or (
+            isinstance(codes, np.ndarray) and codes.dtype.kind not in "biufc"):
+        raise ArgumentTypeError(f"codes must be integers in a tensor or a NumPy array, got "
+                                f"{describe(codes)}")
     codes = torch.as_tensor(codes)
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-        raise ValueError(f"codes must be integers, got dtype {codes.dtype}")
-    if quantization_channels < 2:
-        raise ValueError(f"quantization_channels must be at least 2, got {quantization_channels}")
+        raise ArgumentTypeError(f"codes must be integers, got dtype {codes.dtype}")
+    check_int("quantization_channels", quantization_channels, minimum=2)
+    if quantization_channels > 2**24:
+        raise ValueError(f"quantization_channels must be at most 2**24, got "
+                         f"{quantization_channels}")
     if codes.numel() and (codes.min() < 0 or codes.max() > quantization_channels - 1):
         raise ValueError(f"codes must lie in [0, {quantization_channels - 1}], got "
                          f"[{int(codes.min())}, {int(codes.max())}]")
@@ -107,7 +163,11 @@ def mu_law_decode(codes: torch.Tensor, quantization_channels: int = 256) -> torc
 def num_frames(num_samples: int, n_fft: int = 400, hop_length: int = 160,
                center: bool = True) -> int:
     """Frames of a short-time Fourier transform: 1 + L // hop (centred) or
-    1 + (L - n_fft) // hop (not centred)."""
+    1 + (L - n_fft) // hop (not centred), for L = ``num_samples``."""
+    check_int("num_samples", num_samples, minimum=0)
+    check_int("n_fft", n_fft, minimum=1, maximum=MAX_N_FFT)
+    check_int("hop_length", hop_length, minimum=1)
+    check_flag("center", center)
     if center:
         return 1 + num_samples // hop_length
     if num_samples < n_fft:
@@ -120,6 +180,9 @@ def downsampled_length(length: int, num_downsample_convs: int = 3) -> int:
 
     Each maps L to floor((L + 2 * 1 - 3) / 2) + 1 = ceil(L / 2).
     """
+    check_int("length", length, minimum=0)
+    check_int("num_downsample_convs", num_downsample_convs, minimum=0,
+              maximum=MAX_DOWNSAMPLE_CONVS)
     for _ in range(num_downsample_convs):
         length = (length + 2 - 3) // 2 + 1
     return length
@@ -144,13 +207,12 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
         output: (..., n_mels, frames) with frames = :func:`num_frames` (L, ...), on the
         waveform's device and in its dtype.
     """
-    if waveform.ndim < 1 or not waveform.is_floating_point():
-        raise ValueError(f"waveform must be a float tensor (..., L), got {waveform.dtype} "
-                         f"of shape {tuple(waveform.shape)}")
-    for name, value in (("sample_rate", sample_rate), ("n_fft", n_fft),
-                        ("hop_length", hop_length), ("n_mels", n_mels)):
-        if value < 1:
-            raise ValueError(f"{name} must be positive, got {value}")
+    waveform = check_tensor("waveform", waveform, shape=(..., "L"))
+    check_int("sample_rate", sample_rate, minimum=1, maximum=MAX_SAMPLE_RATE)
+    check_int("n_fft", n_fft, minimum=2, maximum=MAX_N_FFT)
+    check_int("hop_length", hop_length, minimum=1)
+    check_int("n_mels", n_mels, minimum=1)
+    check_flag("center", center)
     length = waveform.shape[-1]
     if not center and length < n_fft:
         raise ValueError(
@@ -162,6 +224,11 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
             f"waveform has {length} samples; centre padding needs more than n_fft // 2 = "
             f"{n_fft // 2}"
         )
+    rows = math.prod(waveform.shape[:-1])
+    frames = num_frames(length, n_fft, hop_length, center)
+    check_allocation("waveform's spectrogram (clips * (n_fft // 2 + 1) * frames)",
+                     rows * (n_fft // 2 + 1) * frames, MAX_ELEMENTS, "values")
+    check_allocation("clips * n_mels * frames", rows * n_mels * frames, MAX_ELEMENTS, "values")
     # Built per call (tens of microseconds), so no cached tensor can be changed by a caller.
     window = torch.hann_window(n_fft, periodic=True, dtype=waveform.dtype,
                                device=waveform.device)
@@ -174,9 +241,110 @@ def log_mel_spectrogram(waveform: torch.Tensor, sample_rate: int = 16000, n_fft:
     return torch.log(mel_power.clamp(min=LOG_FLOOR)).reshape(*waveform.shape[:-1], n_mels, -1)
 
 
-@functools.lru_cache(maxsize=256)
+@dataclass(frozen=True)
+class LogMelFrontEnd:
+    """One chapter's audio features: crop or pad each clip, then :func:`log_mel_spectrogram`.
+
+    Every chapter that needs log-mel features builds one of these and prints
+    :meth:`describe`, so the settings of its features are stated in one line. The front-end
+    holds only these numbers (it is frozen): the Hann window and the filters are built per
+    call, so no call can change what the next one returns. (``course_lib.budget``'s
+    ``AudioFrontEnd`` counts the frames and tokens of a design without computing anything;
+    this class computes the features.)
+
+    Args:
+        sample_rate: samples per second of the waveforms.
+        n_fft: window length in samples (400 = 25 ms at 16 kHz); also the FFT size.
+        hop_length: step between frames in samples (160 = 10 ms -> 100 frames/s).
+        n_mels: mel bands (rows of the output).
+        clip_seconds: every clip is cut to this length, or padded with zeros (silence) at the
+            end; ``None`` keeps each batch's own length.
+
+    Shape:
+        waveforms: (..., L), e.g. (B, L)
+        output: (..., n_mels, frames) with frames = :meth:`frames` () (centre padding:
+        1 + clip_samples // hop_length), in the waveforms' dtype and on their device.
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 400
+    hop_length: int = 160
+    n_mels: int = 128
+    clip_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        check_int("sample_rate", self.sample_rate, minimum=1, maximum=MAX_SAMPLE_RATE)
+        check_int("n_fft", self.n_fft, minimum=2, maximum=MAX_N_FFT)
+        check_int("hop_length", self.hop_length, minimum=1)
+        check_int("n_mels", self.n_mels, minimum=1)
+        check_allocation("n_mels * (n_fft // 2 + 1)", self.n_mels * (self.n_fft // 2 + 1),
+                         MAX_ELEMENTS, "filter values")
+        if self.clip_seconds is not None:
+            seconds = check_number("clip_seconds", self.clip_seconds, above=0)
+            samples = round(seconds * self.sample_rate)
+            if samples <= self.n_fft // 2:
+                raise ValueError(
+                    f"clip_seconds {seconds:g} gives {samples} samples at {self.sample_rate} Hz; "
+                    f"centre padding needs more than n_fft // 2 = {self.n_fft // 2}"
+                )
+            check_allocation("clip_seconds * sample_rate", samples, MAX_ELEMENTS, "samples")
+
+    @property
+    def clip_samples(self) -> int | None:
+        """Samples per clip (round(clip_seconds * sample_rate)), or None for any length."""
+        if self.clip_seconds is None:
+            return None
+        return round(self.clip_seconds * self.sample_rate)
+
+    def frames(self, num_samples: int | None = None) -> int:
+        """Frames that the front-end returns for inputs of ``num_samples`` samples.
+
+        With ``clip_seconds`` set every input is cut or padded to the clip first, so the
+        answer is the clip's 1 + clip_samples // hop_length whatever ``num_samples`` is (it
+        may be left out); with ``clip_seconds=None`` it is 1 + num_samples // hop_length.
+        """
+        if num_samples is not None:
+            check_int("num_samples", num_samples, minimum=1)
+        if self.clip_samples is not None:
+            num_samples = self.clip_samples
+        elif num_samples is None:
+            raise ValueError("num_samples is needed: this front-end has clip_seconds=None")
+        return num_frames(num_samples, self.n_fft, self.hop_length, center=True)
+
+    def describe(self) -> str:
+        """One line, e.g. "16 kHz, 25 ms window, 10 ms hop, 40 mel bins, 0.7 s clips"."""
+        clips = ("clips of any length" if self.clip_seconds is None
+                 else f"{self.clip_seconds:g} s clips")
+        return (f"{self.sample_rate / 1000:g} kHz, {1000 * self.n_fft / self.sample_rate:g} ms "
+                f"window, {1000 * self.hop_length / self.sample_rate:g} ms hop, {self.n_mels} mel "
+                f"bins, {clips}")
+
+    def __call__(self, waveforms: torch.Tensor) -> torch.Tensor:
+        waveforms = check_tensor("waveforms", waveforms, shape=(..., "L"))
+        target = self.clip_samples
+        if target is not None:
+            length = waveforms.shape[-1]
+            if length >= target:
+                waveforms = waveforms[..., :target]
+            else:
+                waveforms = torch.nn.functional.pad(waveforms, (0, target - length))
+        elif waveforms.shape[-1] <= self.n_fft // 2:
+            raise ValueError(f"waveforms have {waveforms.shape[-1]} samples; centre padding needs "
+                             f"more than n_fft // 2 = {self.n_fft // 2}")
+        return log_mel_spectrogram(waveforms, self.sample_rate, self.n_fft, self.hop_length,
+                                   self.n_mels, center=True)
+
+
 def empty_mel_filters(n_fft: int, n_mels: int, sample_rate: int = 16000) -> int:
     """How many of the ``n_mels`` triangular filters touch no FFT bin (all-zero columns)."""
+    check_int("n_fft", n_fft, minimum=2, maximum=MAX_N_FFT)
+    check_int("n_mels", n_mels, minimum=1)
+    check_int("sample_rate", sample_rate, minimum=1, maximum=MAX_SAMPLE_RATE)
+    return _empty_mel_filters(int(n_fft), int(n_mels), int(sample_rate))
+
+
+@functools.lru_cache(maxsize=256)
+def _empty_mel_filters(n_fft: int, n_mels: int, sample_rate: int) -> int:
     filters = mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate)
     return int((filters.sum(dim=0) == 0).sum())
 
@@ -195,7 +363,12 @@ def _one_thread():
 
 def mel_explorer_data(waveform: torch.Tensor, sample_rate: int, n_fft: int, hop_length: int,
                       n_mels: int) -> dict:
-    """What the mel explorer shows for one setting: the log-mel image and its read-outs."""
+    """What the mel explorer shows for one setting: the log-mel image and its read-outs.
+
+    Shape:
+        waveform: (L,); ``"log_mel"``: (n_mels, frames).
+    """
+    waveform = check_tensor("waveform", waveform, shape=("L",))
     with _one_thread(), torch.no_grad():
         log_mel = log_mel_spectrogram(waveform, sample_rate, n_fft, hop_length, n_mels)
         empty_filters = empty_mel_filters(n_fft, n_mels, sample_rate)
@@ -217,6 +390,9 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     Shape:
         output: (length, dim)
     """
+    check_int("length", length, minimum=0, maximum=MAX_TOKENS)
+    check_int("dim", dim, minimum=1)
+    check_allocation("length * dim", length * dim, MAX_ELEMENTS, "values")
     position = torch.arange(length, dtype=torch.float32)[:, None]
     frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(1e4) / dim))
     table = torch.zeros(length, dim)
@@ -243,14 +419,19 @@ class AudioEncoder(nn.Module):
     def __init__(self, n_mels: int, dim: int, depth: int, num_heads: int,
                  num_downsample_convs: int = 3, mlp_ratio: int = 4) -> None:
         super().__init__()
-        if num_heads < 1 or dim % num_heads:
+        check_int("n_mels", n_mels, minimum=1)
+        check_int("dim", dim, minimum=1)
+        check_int("num_heads", num_heads, minimum=1)
+        if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         if dim % 2:
             raise ValueError(f"dim must be even (sinusoidal positions), got {dim}")
-        if num_downsample_convs < 1:
-            raise ValueError(f"num_downsample_convs must be at least 1, got {num_downsample_convs}")
-        if depth < 1 or n_mels < 1:
-            raise ValueError(f"depth and n_mels must be positive, got {depth}, {n_mels}")
+        check_int("depth", depth, minimum=1, maximum=1_024)
+        check_int("num_downsample_convs", num_downsample_convs, minimum=1,
+                  maximum=MAX_DOWNSAMPLE_CONVS)
+        check_int("mlp_ratio", mlp_ratio, minimum=1)
+        check_allocation("dim * mlp_ratio * dim", dim * mlp_ratio * dim, MAX_ELEMENTS, "weights")
+        check_allocation("n_mels * dim * 3", n_mels * dim * 3, MAX_ELEMENTS, "weights")
         self.n_mels, self.dim, self.num_downsample_convs = n_mels, dim, num_downsample_convs
         layers: list[nn.Module] = []
         for index in range(num_downsample_convs):
@@ -262,12 +443,16 @@ class AudioEncoder(nn.Module):
 
     def output_length(self, frames: int) -> int:
         """Tokens out for ``frames`` frames in."""
+        check_int("frames", frames, minimum=0)
         return downsampled_length(frames, self.num_downsample_convs)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.ndim != 3 or mel.shape[1] != self.n_mels:
+        """(B, n_mels, frames) log-mel -> (B, T', dim) tokens (see the class docstring)."""
+        mel = to_weights_dtype("mel", mel, self, ndim=3)
+        if mel.shape[1] != self.n_mels or mel.shape[2] < 1:
             raise ValueError(
-                f"mel must have shape (B, n_mels={self.n_mels}, frames), got {tuple(mel.shape)}"
+                f"mel must have shape (B, n_mels={self.n_mels}, frames >= 1), got "
+                f"{tuple(mel.shape)}"
             )
         tokens = self.downsample(mel).transpose(1, 2)  # (B, T', dim)
         tokens = tokens + sinusoidal_positions(tokens.shape[1], self.dim).to(tokens)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from course_lib.audio import log_mel_spectrogram
+from course_lib.audio import LogMelFrontEnd
 from course_lib.fusion import (
     Features,
     HybridFusion,
@@ -64,19 +64,24 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- the chapter's data
 def audio_frame_tokens(waveforms: torch.Tensor, sample_rate: int = 16000, n_mels: int = 32,
-                       num_tokens: int = 5) -> torch.Tensor:
+                       num_tokens: int = 5, front_end: LogMelFrontEnd | None = None
+                       ) -> torch.Tensor:
     """Waveforms as a short token sequence: log-mel frames averaged into ``num_tokens`` chunks.
 
-    One second at 100 frames/s becomes 5 tokens of 0.2 s each (with the defaults).
+    The log-mel frames come from ``front_end`` (by default
+    ``LogMelFrontEnd(sample_rate, n_mels=n_mels)``: 25 ms windows, 10 ms hop, each clip's own
+    length). One second at 100 frames/s becomes 5 tokens of 0.2 s each (with the defaults).
 
     Shape:
-        waveforms: ``(N, L)``; output ``(N, num_tokens, n_mels)``.
+        waveforms: ``(N, L)``; output ``(N, num_tokens, front_end.n_mels)``.
     """
     if waveforms.ndim != 2:
         raise ValueError(f"waveforms must be (N, L), got shape {tuple(waveforms.shape)}")
     if num_tokens < 1:
         raise ValueError(f"num_tokens must be positive, got {num_tokens}")
-    log_mel = log_mel_spectrogram(waveforms, sample_rate, n_mels=n_mels)  # (N, n_mels, frames)
+    if front_end is None:
+        front_end = LogMelFrontEnd(sample_rate, n_mels=n_mels)
+    log_mel = front_end(waveforms)  # (N, n_mels, frames)
     if log_mel.shape[-1] < num_tokens:
         raise ValueError(f"num_tokens {num_tokens} exceeds the {log_mel.shape[-1]} frames")
     return F.adaptive_avg_pool1d(log_mel, num_tokens).transpose(1, 2)
@@ -106,8 +111,10 @@ class Standardizer:
 class DigitTokenizer:
     """The chapter's inputs: each image as one token of its 64 pixels, each clip as 5 tokens.
 
-    Each audio token averages 0.2 s of log-mel frames (32 mel bands). Pixels and mel bands
-    are standardised with statistics of the training data given to the constructor.
+    Each audio token averages 0.2 s of log-mel frames (32 mel bands) from
+    :attr:`front_end`, ``LogMelFrontEnd(16000, 400, 160, n_mels, clip_seconds=1.0)``. Pixels
+    and mel bands are standardised with statistics of the training data given to the
+    constructor.
 
     Shape:
         images: ``(N, 1, 8, 8)``; waveforms: ``(N, 16000)``;
@@ -117,6 +124,8 @@ class DigitTokenizer:
     def __init__(self, train_images: torch.Tensor, train_waveforms: torch.Tensor,
                  num_audio_tokens: int = 5, n_mels: int = 32) -> None:
         self.num_audio_tokens, self.n_mels = num_audio_tokens, n_mels
+        self.front_end = LogMelFrontEnd(sample_rate=16000, n_fft=400, hop_length=160,
+                                        n_mels=n_mels, clip_seconds=1.0)
         self.image_standardizer = Standardizer(train_images.flatten(1))
         raw_audio = self.audio_tokens(train_waveforms, standardize=False)
         self.audio_standardizer = Standardizer(raw_audio)
@@ -127,8 +136,8 @@ class DigitTokenizer:
         return self.image_standardizer(images.flatten(1))[:, None]
 
     def audio_tokens(self, waveforms: torch.Tensor, standardize: bool = True) -> torch.Tensor:
-        tokens = audio_frame_tokens(waveforms, n_mels=self.n_mels,
-                                    num_tokens=self.num_audio_tokens)
+        tokens = audio_frame_tokens(waveforms, num_tokens=self.num_audio_tokens,
+                                    front_end=self.front_end)
         return self.audio_standardizer(tokens) if standardize else tokens
 
     def __call__(self, images: torch.Tensor, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
