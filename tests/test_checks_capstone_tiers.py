@@ -94,6 +94,14 @@ def test_the_baselines_are_trained_by_the_course_with_the_reference_recipe():
     assert (predicted == labels).float().mean() > 0.95
 
 
+def test_the_baselines_see_only_the_three_records_and_can_add_the_reference_early_fusion():
+    features, labels = records(64, 0, 0.0)
+    crossed = dict(features, **{"image*text": features["image"] * features["text"]})
+    baselines = train_baselines(crossed, labels, include_early=True)
+    assert list(baselines)[-1] == "early fusion (reference)"
+    assert all("image*text" not in model.input_dims for model in baselines.values())
+
+
 def test_train_baselines_names_a_bad_argument():
     features, labels = records(16, 0, 0.0)
     for call, argument in [
@@ -126,7 +134,7 @@ def test_core_passes_a_model_that_reads_the_records_together(capsys):
     accuracy = result.value["accuracy"]
     assert accuracy["your model"] > accuracy["late fusion"] + 0.2
     assert set(result.value["baselines"]) == {"image alone", "text alone", "audio alone",
-                                              "late fusion"}
+                                              "late fusion", "early fusion (reference)"}
     assert result.value["correct"]["your model"].shape == (300,)
 
 
@@ -377,6 +385,9 @@ def test_honest_wrong_choices_and_shapes(capsys):
     verdict_of(check_honest(lambda *args: "width 64", RECIPES, *case), capsys, False,
                "should return (name, validation_accuracies)")
     verdict_of(check_honest(stub, RECIPES, *case), capsys, False, "Not implemented yet")
+    verdict_of(check_honest(chooser()["choose_recipe"], stub, *case), capsys, False,
+               "Not implemented yet")
+    assert check_honest(chooser()["choose_recipe"], lambda: RECIPES, *case).passed
     verdict_of(check_honest(chooser()["choose_recipe"], {"one": RECIPES["width 2"]}, *case),
                capsys, False, "at least two candidates")
     fit_features, fit_labels, _, _ = case
