@@ -100,6 +100,8 @@ def test_the_baselines_see_only_the_three_records_and_can_add_the_reference_earl
     baselines = train_baselines(crossed, labels, include_early=True)
     assert list(baselines)[-1] == "early fusion (reference)"
     assert all("image*text" not in model.input_dims for model in baselines.values())
+    alone = train_baselines({"text": features["text"]}, labels)["text alone"]
+    torch.testing.assert_close(alone.state_dict(), baselines["text alone"].state_dict())
 
 
 def test_train_baselines_names_a_bad_argument():

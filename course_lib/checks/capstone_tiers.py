@@ -117,19 +117,20 @@ def train_baselines(train_features: Mapping[str, torch.Tensor], train_labels: to
                          f"the keys {list(train_features)}")
     recipe = dict(REFERENCE_RECIPE)
     width, dropout, epochs = recipe.pop("hidden_dim"), recipe.pop("dropout"), recipe.pop("epochs")
-    models: dict[str, nn.Module] = {}
-    for modality, dim in input_dims.items():
-        torch.manual_seed(seed)
-        models[f"{modality} alone"] = EarlyFusion({modality: dim}, len(CLASS_NAMES),
-                                                  hidden_dim=width, dropout=dropout)
-    torch.manual_seed(seed)
-    models["late fusion"] = LateFusion(input_dims, len(CLASS_NAMES), combine="learned",
-                                       hidden_dim=width, dropout=dropout)
+    builders = {f"{modality} alone": (lambda dims=dims_one: EarlyFusion(
+        dims, len(CLASS_NAMES), hidden_dim=width, dropout=dropout))
+        for modality, dims_one in ((m, {m: d}) for m, d in input_dims.items())}
+    builders["late fusion"] = lambda: LateFusion(input_dims, len(CLASS_NAMES), combine="learned",
+                                                 hidden_dim=width, dropout=dropout)
     if include_early:
+        builders["early fusion (reference)"] = lambda: EarlyFusion(
+            input_dims, len(CLASS_NAMES), hidden_dim=width, dropout=dropout)
+    models: dict[str, nn.Module] = {}
+    for name, build in builders.items():
+        # Seeded right before its own training: each baseline is the same whichever others
+        # are trained with it (dropout draws from the global generator).
         torch.manual_seed(seed)
-        models["early fusion (reference)"] = EarlyFusion(input_dims, len(CLASS_NAMES),
-                                                         hidden_dim=width, dropout=dropout)
-    for model in models.values():
+        model = models[name] = build()
         names = list(model.input_dims)
 
         def loss_of_batch(batch: tuple[torch.Tensor, ...], model: nn.Module = model,
