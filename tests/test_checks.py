@@ -1,4 +1,8 @@
-"""Each capstone checker on a correct answer, a wrong answer, a crashing answer and a stub."""
+"""Each capstone checker (exercises 1-5) on a correct answer, wrong answers, a crash and a stub.
+
+The tiers, the final comparison and the honest choice of a recipe are tested in
+``tests/test_checks_capstone_tiers.py``.
+"""
 
 import pytest
 import torch
@@ -16,6 +20,7 @@ from course_lib.checks import (
     check_training,
 )
 from course_lib.data.clinic import bag_of_words, load_clinic
+from course_lib.fusion import zero_fill
 from course_lib.train import History, train
 
 
@@ -35,6 +40,7 @@ def assert_verdict(result, capsys, passed, *phrases):
     for phrase in phrases:
         assert phrase in result.message, result.message
     assert result.message.startswith("Well done!") is passed
+    return result
 
 
 # ----------------------------------------------------------------------------- exercise 1
@@ -75,9 +81,46 @@ def image_not_flattened(train_data, test_data):
     return dict(train_features, image=train_data.images), test_features
 
 
+def unstandardised_test(train_data, test_data):
+    train_features, _ = good_tensors(train_data, test_data)
+    return train_features, raw_features(test_data)
+
+
+def never_standardised(train_data, test_data):
+    return raw_features(train_data), raw_features(test_data)
+
+
+def label_column_left_in(train_data, test_data):
+    def raw(data):  # a table of every column of the records, the diagnosis included
+        features = raw_features(data)
+        return dict(features, text=torch.cat([features["text"], data.labels[:, None].float()],
+                                             dim=1))
+
+    return standardise(raw(train_data), raw(test_data))
+
+
+def one_hot_labels_in_image(train_data, test_data):
+    def raw(data):
+        features = raw_features(data)
+        return dict(features, image=torch.cat([features["image"],
+                                               F.one_hot(data.labels, 4).float()], dim=1))
+
+    return standardise(raw(train_data), raw(test_data))
+
+
+def audio_pooled_over_mel_bands(train_data, test_data):
+    def raw(data):
+        spectrum = torch.stft(data.waveforms, n_fft=128, hop_length=64,
+                              window=torch.hann_window(128), return_complex=True).abs()
+        return dict(raw_features(data), audio=torch.log(spectrum.mean(1) + 1e-6))  # (N, T)
+
+    return standardise(raw(train_data), raw(test_data))
+
+
 def test_tensors_pass_and_hand_back_the_features(clinic_pair, capsys):
     result = check_tensors(good_tensors, *clinic_pair)
-    assert_verdict(result, capsys, True, "160 training and 48 test patients", "negations kept")
+    assert_verdict(result, capsys, True, "160 training and 48 test patients", "negations kept",
+                   "both splits standardised", "where the breath cycle starts", "no label")
     train_features, test_features = result.value
     assert train_features["text"].shape == (160, 58) and test_features["image"].shape == (48, 64)
 
@@ -88,6 +131,11 @@ def test_tensors_pass_and_hand_back_the_features(clinic_pair, capsys):
     (image_not_flattened, "train_features['image'] has shape (160, 1, 32, 32)"),
     (lambda train, test: good_tensors(train, test)[0], "should return two dicts"),
     (lambda train, test: ({"image": torch.zeros(160, 3)}, {}), "lacks ['text', 'audio']"),
+    (unstandardised_test, "standardise the test features too"),
+    (never_standardised, "train_features['image'] is not standardised"),
+    (label_column_left_in, "column 58 of train_features['text'] tells the diagnosis"),
+    (one_hot_labels_in_image, "the 'image' features alone predict the diagnosis"),
+    (audio_pooled_over_mel_bands, "Summarise each mel band over TIME"),
 ])
 def test_tensors_wrong_answers_get_precise_hints(clinic_pair, capsys, answer, phrase):
     assert_verdict(check_tensors(answer, *clinic_pair), capsys, False, "Not yet:", phrase)
@@ -164,7 +212,10 @@ def good_training(model, features, labels):
     names = list(features)
 
     def loss_of_batch(batch):
-        return F.cross_entropy(model(dict(zip(names, batch[:-1], strict=True))), batch[-1])
+        batch_features = dict(zip(names, batch[:-1], strict=True))
+        if hasattr(model, "loss"):
+            return model.loss(batch_features, batch[-1])
+        return F.cross_entropy(model(batch_features), batch[-1])
 
     return train(model, loss_of_batch, [features[m] for m in names] + [labels], epochs=15,
                  batch_size=32, lr=1e-2, progress=False)
@@ -194,12 +245,57 @@ def test_training_wrong_answers_get_precise_hints(separable, capsys):
 
     assert_verdict(check_training(no_steps, build, *separable), capsys, False,
                    "the loss hardly fell (from 1.386 to 1.386)")
+    assert "Train longer" not in capsys.readouterr().out
     assert_verdict(check_training(nan_loss, build, *separable), capsys, False,
                    "the loss became nan at step 2", "Lower the learning rate")
     assert_verdict(check_training(exploding, build, *separable), capsys, False,
                    "raised FloatingPointError", "lower the learning rate")
     assert_verdict(check_training(lambda m, f, y: "done", build, *separable), capsys, False,
                    "should return the History")
+
+
+def test_training_mistakes_that_crash_or_mislead_later_cells(separable, capsys):
+    def ignores_own_loss(model, features, labels):
+        names = list(features)
+        return train(model, lambda batch: F.cross_entropy(
+            model(dict(zip(names, batch[:-1], strict=True))), batch[-1]),
+            [features[m] for m in names] + [labels], epochs=15, batch_size=32, lr=1e-2,
+            progress=False)
+
+    def hard_coded_keys(model, features, labels):
+        names = ["image", "text", "audio"]  # breaks on a model of one record
+        return train(model, lambda batch: F.cross_entropy(
+            model(dict(zip(names, batch[:-1], strict=True))), batch[-1]),
+            [features[m] for m in names] + [labels], epochs=15, batch_size=32, lr=1e-2,
+            progress=False)
+
+    def learning_rate_50(model, features, labels):
+        names = list(features)
+
+        def loss_of_batch(batch):
+            batch_features = dict(zip(names, batch[:-1], strict=True))
+            if hasattr(model, "loss"):
+                return model.loss(batch_features, batch[-1])
+            return F.cross_entropy(model(batch_features), batch[-1])
+
+        return train(model, loss_of_batch, [features[m] for m in names] + [labels], epochs=15,
+                     batch_size=32, lr=50.0, progress=False)
+
+    assert_verdict(check_training(ignores_own_loss, build, *separable), capsys, False,
+                   "ignores the model's own loss method")
+    result = assert_verdict(check_training(hard_coded_keys, build, *separable), capsys, False,
+                            "raised KeyError", "a model of one record ('text' only)",
+                            "instead of naming them")
+    generator = torch.Generator().manual_seed(0)  # a label signal under noise: not separable
+    labels = separable[1]
+    noisy = {m: torch.cat([F.one_hot(labels, 4) + torch.randn(len(labels), 4,
+                                                              generator=generator),
+                           torch.randn(len(labels), width, generator=generator)], dim=1)
+             for m, width in (("image", 6), ("text", 4), ("audio", 2))}
+    assert check_training(good_training, build, noisy, labels).passed
+    result = assert_verdict(check_training(learning_rate_50, build, noisy, labels), capsys,
+                            False, "The learning rate is too large")
+    assert "Train longer" not in result.message and "more epochs" not in result.message
 
 
 def test_training_needs_the_earlier_exercises(separable, capsys):
@@ -257,6 +353,13 @@ def test_evaluation_exception_and_stub(capsys):
 
 # ----------------------------------------------------------------------------- exercise 5
 def good_without(model, features, labels, missing):
+    kept = {m: x for m, x in features.items() if m != missing}
+    if getattr(model, "requires_all_modalities", False):
+        kept = zero_fill(kept, model.input_dims)
+    return good_evaluate(model, kept, labels)
+
+
+def drops_without_zero_fill(model, features, labels, missing):
     return good_evaluate(model, {m: x for m, x in features.items() if m != missing}, labels)
 
 
@@ -277,7 +380,8 @@ def test_the_voting_cases_tell_every_missing_modality_apart():
 
 @pytest.mark.parametrize("answer", [good_without, zero_filled_without])
 def test_missing_modality_passes_by_dropping_or_zero_filling(capsys, answer):
-    assert_verdict(check_missing_modality(answer), capsys, True, "exactly the modality")
+    assert_verdict(check_missing_modality(answer), capsys, True, "exactly the modality",
+                   "gives zeros to a model that needs every input")
 
 
 def test_missing_modality_wrong_answers_get_precise_hints(capsys):
@@ -296,6 +400,8 @@ def test_missing_modality_wrong_answers_get_precise_hints(capsys):
     assert_verdict(check_missing_modality(mutates), capsys, False, "changed the features dict")
     assert_verdict(check_missing_modality(drops_image_always), capsys, False,
                    "without 'text' the accuracy should be")
+    assert_verdict(check_missing_modality(drops_without_zero_fill), capsys, False,
+                   "raised ValueError", "zero_fill(features, model.input_dims)")
 
 
 def test_missing_modality_exception_and_stub(capsys):

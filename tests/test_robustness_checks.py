@@ -26,6 +26,7 @@ from course_lib.checks import (
     check_tensors,
     check_training,
 )
+from course_lib.fusion import zero_fill
 
 # Answers that are not an accuracy in [0, 1]: what a learner's function might return.
 not_an_accuracy = st.one_of(
@@ -61,7 +62,10 @@ def _correct_evaluate(model, features, labels):
 
 
 def _correct_without(model, features, labels, missing):
-    return _correct_evaluate(model, {m: x for m, x in features.items() if m != missing}, labels)
+    kept = {m: x for m, x in features.items() if m != missing}
+    if getattr(model, "requires_all_modalities", False):
+        kept = zero_fill(kept, model.input_dims)
+    return _correct_evaluate(model, kept, labels)
 
 
 # ----------------------------------------------------------------------------- exercise 4 and 5
@@ -297,3 +301,70 @@ def test_check_training_never_passes_a_model_that_did_not_learn(train_model):
 def test_check_training_needs_training_features(train_features):
     _, labels = _separable()
     assert not_passed(check_training(lambda *a: [1.0, 0.1], _build, train_features, labels))
+
+
+# ----------------------------------------------------------------------------- the tiers
+def _tier_case(n=64):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (n,), generator=generator)
+    features = {m: torch.randn(n, 2, generator=generator) for m in ("image", "text", "audio")}
+    return features, labels
+
+
+not_a_model = st.one_of(st.sampled_from([None, "model", 3, 0.9, nn.Linear(2, 2), nn.Identity()]),
+                        st.sampled_from(FAKE_KINDS).map(
+                            lambda kind: _Fake({"image": 2, "text": 2, "audio": 2}, 4, kind)))
+
+
+@covers(checks.check_stretch, checks.check_robust)
+@given(not_a_model)
+def test_stretch_and_robust_never_pass_what_is_not_a_working_model(model):
+    features, labels = _tier_case()
+    assert not_passed(checks.check_stretch(model, features, labels))
+    assert not_passed(checks.check_robust(model, features, labels))
+
+
+@covers(checks.check_core)
+@given(not_a_model)
+def test_core_never_passes_what_is_not_a_working_model(model):
+    features, labels = _tier_case()
+    assert not_passed(checks.check_core(model, features, labels, features, labels))
+
+
+@covers(checks.check_stretch, checks.check_robust, checks.check_core)
+@given(st.sampled_from([None, {}, "features", {"image": [1, 2]}, torch.zeros(4, 2)]),
+       st.sampled_from([None, "labels", torch.zeros(4), torch.zeros(64, 2).long()]))
+def test_the_tiers_need_features_and_labels(features, labels):
+    model = _Concat({"image": 2, "text": 2, "audio": 2}, 4, torch.float32)
+    good_features, good_labels = _tier_case()
+    assert not_passed(checks.check_stretch(model, features, good_labels))
+    assert not_passed(checks.check_robust(model, good_features, labels))
+    assert not_passed(checks.check_core(model, features, good_labels, good_features, labels))
+
+
+@covers(checks.check_honest)
+@given(st.one_of(errors.map(_raises), st.sampled_from([
+    lambda *args: None, lambda *args: "a", lambda *args: ("a", {"a": 0.5}),
+    lambda *args: ("a", {"a": float("nan"), "b": 0.1}), lambda *args: ("b", {"a": 0.9, "b": 0.1}),
+    lambda *args: ("a", {"a": 1.5, "b": 0.1}), lambda *args: ("a", [0.5, 0.4])])))
+def test_check_honest_never_passes_a_wrong_choice(choose_recipe):
+    features, labels = _tier_case()
+    other_features, other_labels = _tier_case(48)
+    other_features = {m: x + 10 for m, x in other_features.items()}
+    recipes = {"a": lambda dims, classes: None, "b": lambda dims, classes: None}
+    assert not_passed(checks.check_honest(choose_recipe, recipes, features, labels,
+                                          other_features, other_labels))
+
+
+@covers(checks.train_baselines)
+@given(st.sampled_from(["features", "labels", "rows", "seed", "range"]))
+def test_train_baselines_rejects_bad_arguments_naming_them(which):
+    features, labels = _tier_case(8)
+    arguments = {"features": ({"image": [1.0]}, labels, 0),
+                 "labels": (features, labels.float(), 0),
+                 "rows": (dict(features, text=features["text"][:3]), labels, 0),
+                 "seed": (features, labels, -1), "range": (features, labels + 7, 0)}[which]
+    with pytest.raises(ValueError) as raised:
+        checks.train_baselines(arguments[0], arguments[1], seed=arguments[2])
+    assert {"features": "train_features", "rows": "train_features", "labels": "train_labels",
+            "range": "train_labels", "seed": "seed"}[which] in str(raised.value)

@@ -3,6 +3,7 @@
 import ast
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,7 +18,10 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 STUDENT_DIR = NOTEBOOKS / "student"
 CAPSTONE = NOTEBOOKS / "08_capstone_medical_diagnosis.ipynb"
 CAPSTONE_EXERCISES = ("build_tensors", "build_model", "train_model", "evaluate",
-                      "accuracy_without")
+                      "accuracy_without", "candidate_recipes", "choose_recipe")
+CAPSTONE_CHECKS = ("check_tensors", "check_model", "check_training", "check_evaluation",
+                   "check_missing_modality", "check_honest", "check_core", "check_stretch",
+                   "check_robust")
 VERDICT_PREFIXES = ("Well done!", "Not implemented yet", "Finish exercise", "Not yet")
 
 
@@ -231,15 +235,47 @@ def test_student_verdicts_carry_a_machine_readable_record():
 
 
 # ----------------------------------------------------------------------------- the capstone
-def test_the_capstone_master_holds_its_five_solutions():
+def test_the_capstone_master_holds_its_six_exercises_solutions():
     solutions = [c for c in _read(CAPSTONE).cells if "solution" in _tags(c)]
     names = [n.name for c in solutions for n in ast.parse(c.source).body
              if isinstance(n, ast.FunctionDef)]
     assert names == list(CAPSTONE_EXERCISES)
 
 
-def test_the_capstones_master_only_cells_are_assertions_and_it_has_six_checks():
+def test_the_capstones_master_only_cells_are_assertions_and_it_has_nine_checks():
     notebook = _read(CAPSTONE)
     master_only = [c.source for c in notebook.cells if "master-only" in _tags(c)]
     assert master_only and all("assert" in source for source in master_only)
-    assert len(_verdicts(notebook)) == 6
+    assert len(_verdicts(notebook)) == len(CAPSTONE_CHECKS)
+
+
+def test_the_capstones_exercises_and_tiers_are_recorded_for_the_grader():
+    """Each check of chapter 08 leaves a record under the chapter name "capstone"; in the
+    student copy none has passed, and the tiers wait for the exercises."""
+    for path, passed in ((CAPSTONE, True), (tool.student_path(CAPSTONE), False)):
+        records = [o["metadata"][RECORD_KEY] for c in _read(path).cells if c.cell_type == "code"
+                   for o in c.outputs if RECORD_KEY in o.get("metadata", {})]
+        assert [(r["chapter"], r["check"]) for r in records] == [
+            ("capstone", name) for name in CAPSTONE_CHECKS]
+        assert all(r["passed"] is passed for r in records), records
+    student = {r["check"]: r["status"] for c in _read(tool.student_path(CAPSTONE)).cells
+               if c.cell_type == "code" for o in c.outputs
+               for r in [o.get("metadata", {}).get(RECORD_KEY)] if r}
+    assert student["check_tensors"] == student["check_honest"] == "not-implemented"
+    assert {student[name] for name in ("check_core", "check_stretch", "check_robust")} == {
+        "needs-earlier-exercise"}
+
+
+def test_the_capstone_student_copy_has_graded_hints_and_no_model_answer():
+    master, student = _read(CAPSTONE), _read(tool.student_path(CAPSTONE))
+    answer = [c.source for c in master.cells if "answer" in _tags(c)]
+    assert any("A model answer" in source for source in answer)
+    text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    assert "A model answer" not in text
+    assert text.count("<summary>Hint 1</summary>") >= 4  # exercises 1, 2, 3 and 6
+    assert text.count("<summary>Hint 2</summary>") >= 4
+    outside_hints = re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+    for recipe in ("hidden_dim=128", "dropout=0.5", "epochs=40", "lr=2e-3", "work well",
+                   "is enough"):
+        assert recipe not in outside_hints, recipe
+    assert "two-layer network on their concatenation is enough" not in text
