@@ -76,8 +76,8 @@ class PerceiverResampler(nn.Module):
         ff_mult = _check_positive_int("ff_mult", ff_mult)
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        _check_weights("dim", depth * dim * dim * (4 + 2 * ff_mult))
-        _check_weights("num_latents", num_latents * dim)
+        _check_weights("depth * dim * dim", depth * dim * dim * (4 + 2 * ff_mult))
+        _check_weights("num_latents * dim", num_latents * dim)
         self.dim, self.num_latents = dim, num_latents
         self.latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)
         self.layers = nn.ModuleList(
@@ -220,7 +220,7 @@ class FlamingoLikeModel(nn.Module):
 
     def labels(self, input_ids: Tensor) -> Tensor:
         """Next-token labels: every text token, with -100 at the ``<image>`` markers."""
-        input_ids = _check_ids("input_ids", input_ids)
+        input_ids = _check_ids("input_ids", input_ids, self.language_model.vocab_size)
         if self.media_token_id is None:
             return input_ids.long()
         return input_ids.long().masked_fill(input_ids == self.media_token_id, IGNORE_INDEX)

@@ -146,8 +146,8 @@ class LlavaProjector(nn.Module):
         vision_dim = _check_positive_int("vision_dim", vision_dim)
         llm_dim = _check_positive_int("llm_dim", llm_dim)
         kind = check_choice("kind", kind, self.KINDS)
-        _check_weights("vision_dim", vision_dim * llm_dim)
-        _check_weights("llm_dim", llm_dim * llm_dim)
+        _check_weights("vision_dim * llm_dim", vision_dim * llm_dim)
+        _check_weights("llm_dim * llm_dim", llm_dim * llm_dim)
         self.vision_dim, self.llm_dim, self.kind = vision_dim, llm_dim, kind
         if kind == "linear":
             self.layers = nn.Sequential(nn.Linear(vision_dim, llm_dim))

@@ -66,13 +66,13 @@ class Thinker(nn.Module):
         dropout = check_number("dropout", dropout, minimum=0, below=1)
         if image_dim is not None:
             image_dim = _check_positive_int("image_dim", image_dim)
-            _check_weights("image_dim", image_dim * dim)
+            _check_weights("image_dim * dim", image_dim * dim)
         if audio_dim is not None:
             audio_dim = _check_positive_int("audio_dim", audio_dim)
-            _check_weights("audio_dim", audio_dim * dim)
-        _check_weights("vocab_size", vocab_size * dim)
-        _check_weights("max_len", max_len * dim)
-        _check_weights("dim", depth * dim * dim * int(4 + 2 * mlp_ratio))
+            _check_weights("audio_dim * dim", audio_dim * dim)
+        _check_weights("vocab_size * dim", vocab_size * dim)
+        _check_weights("max_len * dim", max_len * dim)
+        _check_weights("depth * dim * dim", depth * dim * dim * int(4 + 2 * mlp_ratio))
         self.vocab_size, self.dim, self.max_len = vocab_size, dim, max_len
         self.image_dim, self.audio_dim = image_dim, audio_dim
         self.token_embedding = nn.Embedding(vocab_size, dim)
