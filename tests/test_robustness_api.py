@@ -23,7 +23,7 @@ import course_lib
 # below course_lib, e.g. "widgets.*" matches course_lib.widgets.tokenizer_box.)
 PENDING = (
     # being rewritten elsewhere at the moment
-    "audio", "contrastive", "env", "widgets", "widgets.*",
+    "audio", "contrastive", "env",
     "checks.ch04", "checks.ch05", "checks.ch06",
     # not covered yet (the validation layer is not applied to them yet either):
     "budget_api", "budget_costs", "budget_presets", "budget_processors",  # processor rules
