@@ -68,7 +68,7 @@ def _greedy_by_hand(next_logits, ids, steps):
 
 # ----------------------------------------------------------------------------- constructors
 @covers(PerceiverResampler, FlamingoLikeModel, LlavaProjector, LlavaLikeModel, Thinker,
-        VisionTower)
+        VisionTower, DecoderLM)
 @given(bad_int(1), st.sampled_from([10**7, 10**9, 2**40]))
 def test_constructors_refuse_bad_and_huge_sizes_at_once(size, huge):
     # A huge size would allocate gigabytes of weights before anything failed.
@@ -81,6 +81,9 @@ def test_constructors_refuse_bad_and_huge_sizes_at_once(size, huge):
     assert_rejects(Thinker, "vocab_size", huge, dim=64)
     assert_rejects(Thinker, "depth", 10, dim=8, depth=huge, num_heads=2)
     assert_rejects(Thinker, "dropout", 10, dim=8, num_heads=2, dropout=1.5)
+    assert_rejects(DecoderLM, "vocab_size * dim", huge, 64, 1, 2, 16)
+    assert_rejects(DecoderLM, "dim * ff_dim", 10, 64, 1, 2, huge)
+    assert_rejects(DecoderLM, "depth", 10, 8, huge, 2, 16)
     assert_rejects(FlamingoLikeModel, "language_model", None, 6, "lm")
     assert_rejects(FlamingoLikeModel, "media_token_id", None, 6, LM, media_token_id=VOCAB)
     assert_rejects(FlamingoLikeModel, "vision_encoder", "vit", 6, LM)
