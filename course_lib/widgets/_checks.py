@@ -35,14 +35,14 @@ def check_slider_value(name: str, value: Any, low: float, high: float) -> float:
 
 
 def check_grey_image(name: str, image: Any) -> torch.Tensor:
-    """A grey image (H, W) or (1, H, W) of finite floats, as a float32 (H, W) tensor."""
+    """A grey image (H, W) or (1, H, W) of finite floats, as an (H, W) tensor (its dtype kept)."""
     image = check_tensor(name, image, ndim=(2, 3), finite=True, nonempty=True)
     if image.dim() == 3:
         if image.shape[0] != 1:
             raise ValueError(f"{name} must have shape (H, W) or (1, H, W) (one grey channel), "
                              f"got {tuple(image.shape)}")
         image = image[0]
-    return image.to(torch.float32)
+    return image.detach()
 
 
 def as_float_array(name: str, value: Any, ndim: int) -> np.ndarray:
