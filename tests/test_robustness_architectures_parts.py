@@ -229,8 +229,17 @@ def test_sizes_are_the_hand_counts_without_allocating(width_in, width_out):
     assert_rejects(ModelSize, "by_part", 3, [("a", 3)])
     assert_rejects(count_on_meta, "build", nn.Linear(2, 2))
     assert_rejects(count_on_meta, "build", lambda: "not a model")
-    big = count_on_meta(lambda: DecoderLM(32000, 4096, 32, 32, 11008))  # LLaMA-7B on meta
-    assert big.parameters == 6_738_415_616
+
+
+@covers(count_on_meta, ModelSize)
+def test_a_model_too_big_to_allocate_is_counted_on_meta():
+    # Two LLaMA-7B layers with its vocabulary: 0.67 billion weights, ten times the course's
+    # allocation limit, counted without their memory.
+    big = count_on_meta(lambda: DecoderLM(32000, 4096, 2, 32, 11008))
+    # embedding + head 2 V d, per layer 4 d^2 + 3 d f + 2 d, the final norm d
+    assert big.parameters == 2 * 32000 * 4096 + 2 * (4 * 4096**2 + 3 * 4096 * 11008
+                                                      + 2 * 4096) + 4096
+    assert_rejects(DecoderLM, "vocab_size * dim", 32000, 4096, 2, 32, 11008)  # off meta
 
 
 @covers(set_trainable, sequence_lengths)
