@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from test_robustness_support import assert_rejects, bad_int, covers, not_a_number, not_a_tensor
 
 from course_lib.checks import ch01, ch02, ch03, ch04, ch05, ch06, ch07
-from course_lib.checks._common import CheckResult
+from course_lib.checks._common import CheckResult, close
 
 # checker -> (right answer, (mistake, phrase of its hint), (mistake, phrase of its hint))
 CHECKERS = {
@@ -285,3 +285,15 @@ def test_chapter_05_references_check_inputs_and_match_hand_formulas(p):
     rates = ch05.expected_rates(0.4)
     assert math.isclose(rates["dropped"], dropped_first)
     assert math.isclose(rates["both kept"], outcomes[True, True])
+
+
+def test_close_is_false_for_what_has_no_comparable_value():
+    # Before: close() cast a complex tensor to float64 (dropping its imaginary part, with a
+    # warning), so a complex answer with the right real part passed.
+    right = torch.tensor([1.0, 2.0])
+    assert close(right, right) and close(right.double(), right)
+    assert not close(right.to(torch.complex64), right)
+    assert not close(right + 1j, right)
+    assert not close(torch.empty(2, device="meta"), right)
+    assert not close(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("nan")]))
+    assert not close(right, right[None])  # a shape mismatch

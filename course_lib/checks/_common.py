@@ -284,20 +284,6 @@ def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
     return value
 
 
-def as_fraction(value: Any, who: str, what: str = "a fraction") -> float:
-    """``value`` as a finite number in [0, 1] (an accuracy, a recall); percentages get a hint.
-
-    Raises:
-        Failed: for anything :func:`as_number` refuses, and for numbers outside [0, 1].
-    """
-    number = float(as_number(value, who))
-    if not 0.0 <= number <= 1.0:
-        hint = (f" It looks like a percentage: return {what} between 0 and 1 (divide by 100)."
-                if 1.0 < number <= 100.0 else f" {what[0].upper() + what[1:]} lies in [0, 1].")
-        raise Failed(f"Not yet: {who} returned {number:g}, outside [0, 1].{hint}")
-    return number
-
-
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     """NaN-safe closeness of numbers or tensors: NaN, inf, a complex value, a tensor without
     data (``meta``) or a shape mismatch is never close."""
