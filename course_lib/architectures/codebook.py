@@ -12,7 +12,15 @@ import math
 import torch
 from torch import Tensor
 
-from course_lib.architectures._checks import _check_positive_int
+from course_lib._validation import (
+    MAX_LOOP,
+    ArgumentTypeError,
+    check_allocation,
+    check_int,
+    check_tensor,
+    describe,
+)
+from course_lib.architectures._checks import _check_ids, _check_positive_int
 from course_lib.vision import patchify
 
 __all__ = ["kmeans", "PatchCodebook"]
@@ -27,18 +35,16 @@ def kmeans(points: Tensor, num_clusters: int, iterations: int = 100, seed: int =
 
     Shape: points (N, D) -> centroids (K, D), assignments (N,) int64 in [0, K).
     """
-    if not isinstance(points, Tensor) or points.dim() != 2 or not points.is_floating_point():
-        raise ValueError(f"points must be a float tensor of shape (N, D), got "
-                         f"{getattr(points, 'shape', points)}")
-    _check_positive_int("num_clusters", num_clusters)
-    _check_positive_int("iterations", iterations)
+    points = check_tensor("points", points, shape=("N", "D"), finite=True, nonempty=True)
+    num_clusters = _check_positive_int("num_clusters", num_clusters)
+    iterations = _check_positive_int("iterations", iterations, MAX_LOOP)
+    seed = check_int("seed", seed, minimum=0)
     if num_clusters > len(points):
         raise ValueError(f"num_clusters {num_clusters} exceeds the {len(points)} points")
+    check_allocation("num_clusters", len(points) * num_clusters)  # the (N, K) distances
     if initial_centroids is not None:
-        if not isinstance(initial_centroids, Tensor) or tuple(initial_centroids.shape) != (
-                num_clusters, points.shape[1]):
-            raise ValueError(f"initial_centroids must have shape {(num_clusters, points.shape[1])}"
-                             f", got {getattr(initial_centroids, 'shape', initial_centroids)}")
+        initial_centroids = check_tensor("initial_centroids", initial_centroids,
+                                         shape=(num_clusters, points.shape[1]), finite=True)
         centroids = initial_centroids.to(points).clone()
     else:
         generator = torch.Generator().manual_seed(seed)
@@ -76,17 +82,12 @@ class PatchCodebook:
 
     def __init__(self, centroids: Tensor, patch_size: int, text_vocab_size: int,
                  in_channels: int = 1) -> None:
-        _check_positive_int("patch_size", patch_size)
-        _check_positive_int("in_channels", in_channels)
-        if isinstance(text_vocab_size, bool) or not isinstance(text_vocab_size, int) or (
-                text_vocab_size < 0):
-            raise ValueError(f"text_vocab_size must be a non-negative integer, got "
-                             f"{text_vocab_size!r}")
+        patch_size = _check_positive_int("patch_size", patch_size)
+        in_channels = _check_positive_int("in_channels", in_channels)
+        text_vocab_size = check_int("text_vocab_size", text_vocab_size, minimum=0)
         width = in_channels * patch_size * patch_size
-        if not isinstance(centroids, Tensor) or centroids.dim() != 2 or (
-                centroids.shape[1] != width):
-            raise ValueError(f"centroids must have shape (num_codes, {width}) for patch_size "
-                             f"{patch_size}, got {getattr(centroids, 'shape', centroids)}")
+        centroids = check_tensor("centroids", centroids, shape=(None, width), finite=True,
+                                 nonempty=True)
         self.centroids, self.patch_size = centroids, patch_size
         self.text_vocab_size, self.in_channels = text_vocab_size, in_channels
 
@@ -94,9 +95,10 @@ class PatchCodebook:
     def fit(cls, images: Tensor, num_codes: int, patch_size: int, text_vocab_size: int,
             seed: int = 0) -> PatchCodebook:
         """Learn ``num_codes`` patch prototypes by k-means over every patch of ``images``."""
-        if not isinstance(images, Tensor) or images.dim() != 4:
-            raise ValueError(f"images must have shape (B, C, H, W), got "
-                             f"{getattr(images, 'shape', images)}")
+        images = check_tensor("images", images, ndim=4, finite=True, nonempty=True)
+        num_codes = _check_positive_int("num_codes", num_codes)
+        patch_size = _check_positive_int("patch_size", patch_size)
+        text_vocab_size = check_int("text_vocab_size", text_vocab_size, minimum=0)
         patches = patchify(images, patch_size).reshape(-1, images.shape[1] * patch_size ** 2)
         centroids, _ = kmeans(patches.float(), num_codes, seed=seed)
         return cls(centroids, patch_size, text_vocab_size, images.shape[1])
@@ -111,10 +113,8 @@ class PatchCodebook:
         return self.text_vocab_size + self.num_codes
 
     def encode(self, images: Tensor) -> Tensor:
-        if not isinstance(images, Tensor) or images.dim() != 4 or (
-                images.shape[1] != self.in_channels):
-            raise ValueError(f"images must have shape (B, {self.in_channels}, H, W), got "
-                             f"{getattr(images, 'shape', images)}")
+        """The image token id of every patch, (B, (H/p)(W/p)), row by row."""
+        images = check_tensor("images", images, shape=(None, self.in_channels, None, None))
         patches = patchify(images.to(self.centroids), self.patch_size)  # (B, P, C p p)
         distances = torch.cdist(patches, self.centroids[None].expand(len(patches), -1, -1))
         return distances.argmin(dim=-1) + self.text_vocab_size
@@ -122,15 +122,19 @@ class PatchCodebook:
     def decode(self, ids: Tensor, grid: tuple[int, int] | None = None) -> Tensor:
         """Images rebuilt from image token ids, patches laid out row by row on ``grid``
         (rows, cols) of patches (default: square)."""
-        if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.is_floating_point():
-            raise ValueError(f"ids must be integer ids of shape (B, P), got "
-                             f"{getattr(ids, 'shape', ids)}")
+        ids = _check_ids("ids", ids, shape=("B", "P"))
         codes = ids - self.text_vocab_size
         if ids.numel() and (codes.min() < 0 or codes.max() >= self.num_codes):
             raise ValueError(f"ids must be image tokens in [{self.text_vocab_size}, "
                              f"{self.vocab_size}), got {int(ids.min())}..{int(ids.max())}")
         side = math.isqrt(ids.shape[1])
-        rows, cols = grid if grid is not None else (side, side)
+        if grid is None:
+            rows, cols = side, side
+        elif isinstance(grid, (tuple, list)) and len(grid) == 2:
+            rows, cols = (check_int("grid", value, minimum=1) for value in grid)
+        else:
+            raise ArgumentTypeError(f"grid must be a pair (rows, cols) of patches, got "
+                                    f"{describe(grid)}")
         if rows * cols != ids.shape[1]:
             raise ValueError(f"grid {(rows, cols)} does not hold {ids.shape[1]} patches")
         p, c = self.patch_size, self.in_channels

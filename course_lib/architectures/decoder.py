@@ -17,7 +17,13 @@ from course_lib._validation import (
     check_tensor,
     to_weights_dtype,
 )
-from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
+from course_lib.architectures._checks import (
+    IGNORE_INDEX,
+    MAX_DEPTH,
+    _check_positive_int,
+    _check_tokens,
+    _check_weights,
+)
 from course_lib.attention import causal_mask
 
 __all__ = ["apply_rotary", "LlamaBlock", "DecoderLM", "next_token_loss", "scored_next_token_loss"]
@@ -52,8 +58,10 @@ class LlamaBlock(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, ff_dim: int) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("num_heads", num_heads), ("ff_dim", ff_dim)):
-            _check_positive_int(name, value)
+        dim = _check_positive_int("dim", dim)
+        num_heads = _check_positive_int("num_heads", num_heads)
+        ff_dim = _check_positive_int("ff_dim", ff_dim)
+        _check_weights("dim * ff_dim", 4 * dim * dim + 3 * dim * ff_dim)
         if dim % num_heads or (dim // num_heads) % 2:
             raise ValueError(f"dim {dim} must split into num_heads {num_heads} heads of even "
                              "width (rotary positions rotate pairs of dimensions)")
@@ -109,8 +117,10 @@ class DecoderLM(nn.Module):
     def __init__(self, vocab_size: int, dim: int, depth: int, num_heads: int,
                  ff_dim: int) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("depth", depth)):
-            _check_positive_int(name, value)
+        vocab_size = _check_positive_int("vocab_size", vocab_size)
+        dim = _check_positive_int("dim", dim)
+        depth = _check_positive_int("depth", depth, MAX_DEPTH)
+        _check_weights("vocab_size * dim", 2 * vocab_size * dim)  # embedding and head
         self.vocab_size, self.dim = vocab_size, dim
         self.token_embedding = nn.Embedding(vocab_size, dim)
         self.blocks = nn.ModuleList(LlamaBlock(dim, num_heads, ff_dim) for _ in range(depth))

@@ -24,7 +24,19 @@ import math
 import torch
 from torch import Tensor, nn
 
-from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
+from course_lib._validation import MAX_TOKENS, check_allocation, check_number, check_tensor
+from course_lib.architectures._checks import (
+    IGNORE_INDEX,
+    MAX_DEPTH,
+    _check_id,
+    _check_ids,
+    _check_mask,
+    _check_module,
+    _check_positive_int,
+    _check_tokens,
+    _check_weights,
+)
+from course_lib.architectures._generation import greedy_decode
 from course_lib.architectures.decoder import DecoderLM, scored_next_token_loss
 from course_lib.architectures.sizing import set_trainable
 from course_lib.attention import FeedForward, GatedCrossAttentionBlock, MultiHeadCrossAttention
@@ -57,11 +69,15 @@ class PerceiverResampler(nn.Module):
     def __init__(self, dim: int, num_latents: int = 64, depth: int = 2, num_heads: int = 8,
                  ff_mult: int = 4) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("num_latents", num_latents), ("depth", depth),
-                            ("num_heads", num_heads), ("ff_mult", ff_mult)):
-            _check_positive_int(name, value)
+        dim = _check_positive_int("dim", dim)
+        num_latents = _check_positive_int("num_latents", num_latents, MAX_TOKENS)
+        depth = _check_positive_int("depth", depth, MAX_DEPTH)
+        num_heads = _check_positive_int("num_heads", num_heads)
+        ff_mult = _check_positive_int("ff_mult", ff_mult)
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        _check_weights("depth * dim * dim", depth * dim * dim * (4 + 2 * ff_mult))
+        _check_weights("num_latents * dim", num_latents * dim)
         self.dim, self.num_latents = dim, num_latents
         self.latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)
         self.layers = nn.ModuleList(
@@ -84,11 +100,7 @@ class PerceiverResampler(nn.Module):
         latents = self.latents.expand(batch, -1, -1)  # (B, R, dim)
         context_mask = None
         if media_mask is not None:
-            if (not isinstance(media_mask, Tensor) or media_mask.dtype != torch.bool
-                    or tuple(media_mask.shape) != (batch, num_media)):
-                raise ValueError(f"media_mask must be a bool tensor of shape {(batch, num_media)}"
-                                 f", got {getattr(media_mask, 'dtype', media_mask)} "
-                                 f"{tuple(getattr(media_mask, 'shape', ()))}")
+            media_mask = _check_mask("media_mask", media_mask, (batch, num_media))
             keep_latents = media_mask.new_ones(batch, self.num_latents)
             context_mask = torch.cat([media_mask, keep_latents], dim=1)  # (B, M + R)
         for layer in self.layers:
@@ -103,17 +115,11 @@ class PerceiverResampler(nn.Module):
 
         Shape: media (B, I, M, dim), media_mask (B, I, M) bool -> (B, I, num_latents, dim).
         """
-        if not isinstance(media, Tensor) or media.dim() != 4:
-            raise ValueError(f"media must have shape (B, num_images, M, dim), got "
-                             f"{getattr(media, 'shape', media)}")
+        media = check_tensor("media", media, shape=("B", "num_images", "M", self.dim))
         batch, num_images, num_media, width = media.shape
         flat_mask = None
         if media_mask is not None:
-            if (not isinstance(media_mask, Tensor)
-                    or tuple(media_mask.shape) != (batch, num_images, num_media)):
-                raise ValueError(f"media_mask must have shape {(batch, num_images, num_media)}"
-                                 f" (B, num_images, M), got "
-                                 f"{tuple(getattr(media_mask, 'shape', ()))}")
+            media_mask = _check_mask("media_mask", media_mask, (batch, num_images, num_media))
             flat_mask = media_mask.reshape(batch * num_images, num_media)
         latents = self(media.reshape(batch * num_images, num_media, width), flat_mask)
         return latents.reshape(batch, num_images, self.num_latents, width)
@@ -131,11 +137,11 @@ def media_attention_mask(input_ids: Tensor, media_token_id: int, num_images: int
         allowed: (B, T, num_images * num_latents) bool, True = may attend;
         has_image: (B, T) bool, True where the token has an image to read.
     """
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
-        raise ValueError(f"input_ids must be integer ids of shape (B, T), got "
-                         f"{getattr(input_ids, 'shape', input_ids)}")
-    _check_positive_int("num_images", num_images)
-    _check_positive_int("num_latents", num_latents)
+    input_ids = _check_ids("input_ids", input_ids)
+    media_token_id = _check_id("media_token_id", media_token_id)
+    num_images = _check_positive_int("num_images", num_images, MAX_TOKENS)
+    num_latents = _check_positive_int("num_latents", num_latents, MAX_TOKENS)
+    check_allocation("num_latents", input_ids.numel() * num_images * num_latents)
     image_index = (input_ids == media_token_id).long().cumsum(dim=1)  # (B, T), 0 = no image yet
     most = int(image_index[:, -1].max()) if input_ids.numel() else 0
     if most > num_images:
@@ -177,15 +183,11 @@ class FlamingoLikeModel(nn.Module):
                  num_heads: int = 8, cross_every: int = 1,
                  media_token_id: int | None = None) -> None:
         super().__init__()
-        _check_positive_int("cross_every", cross_every)
-        if not isinstance(language_model, DecoderLM):
-            raise ValueError(f"language_model must be a DecoderLM, got "
-                             f"{type(language_model).__name__}")
-        if media_token_id is not None and (
-                isinstance(media_token_id, bool) or not isinstance(media_token_id, int)
-                or not 0 <= media_token_id < language_model.vocab_size):
-            raise ValueError(f"media_token_id must be None or an id in "
-                             f"[0, {language_model.vocab_size}), got {media_token_id!r}")
+        cross_every = _check_positive_int("cross_every", cross_every)
+        _check_module("vision_encoder", vision_encoder, optional=True)
+        language_model = _check_module("language_model", language_model, DecoderLM)
+        media_token_id = _check_id("media_token_id", media_token_id, language_model.vocab_size,
+                                   optional=True)
         self.vision_encoder = vision_encoder
         self.resampler = PerceiverResampler(vision_dim, num_latents, resampler_depth, num_heads)
         self.language_model = language_model
@@ -197,9 +199,8 @@ class FlamingoLikeModel(nn.Module):
 
     def image_latents(self, media: Tensor, media_mask: Tensor | None = None) -> Tensor:
         """Each image's own latents, (B, I, num_latents, vision_dim)."""
-        if not isinstance(media, Tensor):
-            raise ValueError(f"media must be a tensor, got {type(media).__name__}")
         if self.vision_encoder is not None:
+            media = check_tensor("media", media, ndim=(4, 5))
             if media.dim() == 4:
                 media = media[:, None]  # one image per row
             if media.dim() != 5:
@@ -209,16 +210,17 @@ class FlamingoLikeModel(nn.Module):
             features = self.vision_encoder(media.flatten(0, 1))
             features = features.reshape(batch, num_images, *features.shape[1:])
         else:
+            media = check_tensor("media", media, ndim=(3, 4))
             features = media[:, None] if media.dim() == 3 else media
-            if features.dim() != 4:
-                raise ValueError(f"media must have shape (B, I, M, vision_dim) or "
-                                 f"(B, M, vision_dim), got {tuple(media.shape)}")
-        if media_mask is not None and media_mask.dim() == 2:
-            media_mask = media_mask[:, None]
+        if media_mask is not None:
+            media_mask = check_tensor("media_mask", media_mask, kind="bool", ndim=(2, 3))
+            if media_mask.dim() == 2:
+                media_mask = media_mask[:, None]
         return self.resampler.resample_images(features, media_mask)
 
     def labels(self, input_ids: Tensor) -> Tensor:
         """Next-token labels: every text token, with -100 at the ``<image>`` markers."""
+        input_ids = _check_ids("input_ids", input_ids, self.language_model.vocab_size)
         if self.media_token_id is None:
             return input_ids.long()
         return input_ids.long().masked_fill(input_ids == self.media_token_id, IGNORE_INDEX)
@@ -247,13 +249,11 @@ class FlamingoLikeModel(nn.Module):
     def hidden_states(self, media: Tensor, input_ids: Tensor, media_mask: Tensor | None = None,
                       alpha_scale: float = 1.0) -> Tensor:
         """The final (normalised) hidden state of every text position, (B, T, dim)."""
-        if isinstance(alpha_scale, bool) or not isinstance(alpha_scale, (int, float)) or (
-                not math.isfinite(alpha_scale)):
-            raise ValueError(f"alpha_scale must be a finite number, got {alpha_scale!r}")
-        latents = self.image_latents(media, media_mask)  # (B, I, R, vision_dim)
-        batch, num_images, num_latents, width = latents.shape
+        alpha_scale = check_number("alpha_scale", alpha_scale)
         lm = self.language_model
         tokens = lm.embed(input_ids)
+        latents = self.image_latents(media, media_mask)  # (B, I, R, vision_dim)
+        batch, num_images, num_latents, width = latents.shape
         if len(input_ids) != batch:
             raise ValueError(f"media has batch size {batch} but input_ids has {len(input_ids)}")
         allowed = has_image = None
@@ -270,10 +270,12 @@ class FlamingoLikeModel(nn.Module):
 
     def loss(self, media: Tensor, input_ids: Tensor, labels: Tensor | None = None) -> Tensor:
         """Next-token cross-entropy on the text (default labels: :meth:`labels`)."""
+        input_ids = _check_ids("input_ids", input_ids, self.language_model.vocab_size)
         labels = self.labels(input_ids) if labels is None else labels
-        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
+        labels = check_tensor("labels", labels, kind="int", ndim=2)
+        if labels.shape != input_ids.shape:
             raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
-                             f"got {getattr(labels, 'shape', labels)}")
+                             f"got {tuple(labels.shape)}")
         hidden = self.hidden_states(media, input_ids)
         return scored_next_token_loss(hidden, self.language_model.head, labels)
 
@@ -284,33 +286,21 @@ class FlamingoLikeModel(nn.Module):
 
         Shape: media as in :meth:`forward`, input_ids (B, T) -> (B, <= max_new_tokens).
         """
-        _check_positive_int("max_new_tokens", max_new_tokens)
-        generated = input_ids[:, :0]
-        finished = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
-        for _ in range(max_new_tokens):
-            logits = self(media, torch.cat([input_ids, generated], dim=1),
-                          alpha_scale=alpha_scale)
-            next_ids = logits[:, -1].argmax(dim=-1)
-            if eos_id is not None:
-                next_ids = next_ids.masked_fill(finished, eos_id)
-                finished = finished | (next_ids == eos_id)
-            generated = torch.cat([generated, next_ids[:, None]], dim=1)
-            if eos_id is not None and bool(finished.all()):
-                break
-        return generated
+        input_ids = _check_ids("input_ids", input_ids, self.language_model.vocab_size)
+        alpha_scale = check_number("alpha_scale", alpha_scale)
+        return greedy_decode(lambda ids: self(media, ids, alpha_scale=alpha_scale)[:, -1],
+                             input_ids, max_new_tokens, eos_id, self.language_model.vocab_size)
 
 
 def flamingo_training_stage(model: FlamingoLikeModel) -> int:
     """Flamingo's recipe: vision encoder and language model frozen; only the Perceiver
     resampler and the gated cross-attention blocks learn. Returns the trainable count."""
-    if not isinstance(model, FlamingoLikeModel):
-        raise ValueError(f"model must be a FlamingoLikeModel, got {type(model).__name__}")
+    _check_module("model", model, FlamingoLikeModel)
     return set_trainable(model, [model.resampler, model.cross_blocks])
 
 
 def gate_values(model: FlamingoLikeModel) -> dict[str, list[float]]:
     """tanh(alpha) of every gated block: ``{"attention": [...], "feed_forward": [...]}``."""
-    if not isinstance(model, FlamingoLikeModel):
-        raise ValueError(f"model must be a FlamingoLikeModel, got {type(model).__name__}")
+    _check_module("model", model, FlamingoLikeModel)
     return {"attention": [math.tanh(b.attn_gate.detach().item()) for b in model.cross_blocks],
             "feed_forward": [math.tanh(b.ff_gate.detach().item()) for b in model.cross_blocks]}

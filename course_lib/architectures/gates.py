@@ -13,6 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from course_lib._validation import (
+    MAX_LOOP,
+    check_int,
+    check_number,
+    check_sequence,
+    check_tensor,
+    check_text,
+    to_weights_dtype,
+)
+from course_lib.architectures._checks import _check_ids, _check_module
 from course_lib.architectures.flamingo import FlamingoLikeModel
 from course_lib.attention import GatedCrossAttentionBlock
 
@@ -41,13 +51,9 @@ def gate_flow(alpha: float, hidden: Tensor, update: Tensor) -> GateFlow:
 
     Shape: hidden (D,), update (D,) -> :class:`GateFlow`.
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(
-            alpha):
-        raise ValueError(f"alpha must be a finite number, got {alpha!r}")
-    for name, vector in (("hidden", hidden), ("update", update)):
-        if not isinstance(vector, Tensor) or vector.dim() != 1:
-            raise ValueError(f"{name} must be a vector (D,), got "
-                             f"{getattr(vector, 'shape', vector)}")
+    alpha = check_number("alpha", alpha)
+    hidden = check_tensor("hidden", hidden, shape=("D",), finite=True)
+    update = check_tensor("update", update, shape=("D",), finite=True)
     if hidden.shape != update.shape:
         raise ValueError(f"hidden {tuple(hidden.shape)} and update {tuple(update.shape)} "
                          "must have the same width")
@@ -63,8 +69,10 @@ def cross_attention_update(block: GatedCrossAttentionBlock, hidden: Tensor,
 
     Shape: hidden (B, N, dim), media (B, M, kv_dim) -> (B, N, dim).
     """
-    if not isinstance(block, GatedCrossAttentionBlock):
-        raise ValueError(f"block must be a GatedCrossAttentionBlock, got {type(block).__name__}")
+    block = _check_module("block", block, GatedCrossAttentionBlock)
+    hidden = to_weights_dtype("hidden", hidden, block, shape=(None, None, block.dim))
+    media = to_weights_dtype("media", media, block,
+                             shape=(len(hidden), None, block.cross_attention.kv_dim))
     return block.cross_attention(block.attention_norm(hidden), media)
 
 
@@ -87,11 +95,22 @@ class GateSweep:
     candidates: tuple[str, ...]
     example_answer: str
 
+    def __post_init__(self) -> None:
+        dims: dict = {}
+        check_tensor("scales", self.scales, shape=("S",), finite=True, nonempty=True, dims=dims)
+        check_tensor("attention_alphas", self.attention_alphas, ndim=1, finite=True)
+        check_tensor("accuracy", self.accuracy, shape=("S",), finite=True, dims=dims)
+        check_tensor("probabilities", self.probabilities, shape=("S", "K"), finite=True,
+                     dims=dims)
+        candidates = check_sequence("candidates", self.candidates, of="names")
+        if len(candidates) != self.probabilities.shape[1]:
+            raise ValueError(f"candidates has {len(candidates)} names but probabilities has "
+                             f"{self.probabilities.shape[1]} columns (K)")
+        check_text("example_answer", self.example_answer)
+
     def index(self, scale: float) -> int:
         """The sweep position nearest to ``scale``."""
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(
-                scale):
-            raise ValueError(f"scale must be a finite number, got {scale!r}")
+        scale = check_number("scale", scale)
         return int((self.scales - float(scale)).abs().argmin())
 
 
@@ -111,23 +130,28 @@ def gate_sweep(model: FlamingoLikeModel, media: Tensor, prompt_ids: Tensor, answ
         example: the row whose probabilities are recorded.
         scales: (S,) alpha scales (default 0, 0.05, ..., 1).
     """
-    if not isinstance(model, FlamingoLikeModel):
-        raise ValueError(f"model must be a FlamingoLikeModel, got {type(model).__name__}")
-    if not isinstance(prompt_ids, Tensor) or prompt_ids.dim() != 2:
-        raise ValueError(f"prompt_ids must have shape (N, T), got "
-                         f"{getattr(prompt_ids, 'shape', prompt_ids)}")
-    if not isinstance(answer_ids, Tensor) or answer_ids.shape != prompt_ids.shape[:1]:
-        raise ValueError(f"answer_ids must hold one id per prompt ({len(prompt_ids)},), got "
-                         f"{getattr(answer_ids, 'shape', answer_ids)}")
-    if not isinstance(candidate_ids, Tensor) or candidate_ids.dim() != 1 or (
-            len(candidate_ids) != len(candidates)):
+    model = _check_module("model", model, FlamingoLikeModel)
+    vocab_size = model.language_model.vocab_size
+    dims: dict = {}
+    prompt_ids = _check_ids("prompt_ids", prompt_ids, vocab_size, shape=("N", "T"), dims=dims)
+    answer_ids = _check_ids("answer_ids", answer_ids, vocab_size, shape=("N",), dims=dims)
+    candidate_ids = _check_ids("candidate_ids", candidate_ids, vocab_size, shape=("K",))
+    candidates = check_sequence("candidates", candidates, of="names")
+    if len(candidate_ids) != len(candidates):
         raise ValueError(f"candidate_ids (K,) and candidates (K names) must match, got "
-                         f"{getattr(candidate_ids, 'shape', candidate_ids)} and "
-                         f"{len(candidates)} names")
-    if isinstance(example, bool) or not isinstance(example, int) or not (
-            0 <= example < len(prompt_ids)):
-        raise ValueError(f"example must be a row in [0, {len(prompt_ids)}), got {example!r}")
-    scales = torch.linspace(0.0, 1.0, 21) if scales is None else scales.float()
+                         f"{tuple(candidate_ids.shape)} and {len(candidates)} names")
+    for position, name in enumerate(candidates):
+        check_text(f"candidates[{position}]", name)
+    if not len(prompt_ids):
+        raise ValueError("prompt_ids must hold at least one prompt (N >= 1), got 0")
+    example = check_int("example", example, minimum=0, maximum=len(prompt_ids) - 1)
+    if scales is None:
+        scales = torch.linspace(0.0, 1.0, 21)
+    else:
+        scales = check_tensor("scales", scales, ndim=1, finite=True, nonempty=True).float()
+        if len(scales) > MAX_LOOP // 1000:
+            raise ValueError(f"scales would run the model {len(scales):,} times, more than the "
+                             f"course's limit of {MAX_LOOP // 1000:,}: choose fewer scales")
     accuracy, probabilities = [], []
     model.eval()
     for scale in scales.tolist():

@@ -24,7 +24,26 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_allocation,
+    check_choice,
+    check_flag,
+    check_int,
+    check_tensor,
+    to_weights_dtype,
+)
+from course_lib.architectures._checks import (
+    IGNORE_INDEX,
+    _check_id,
+    _check_ids,
+    _check_module,
+    _check_new_tokens,
+    _check_positive_int,
+    _check_tokens,
+    _check_weights,
+)
+from course_lib.architectures._generation import greedy_decode
 from course_lib.architectures.decoder import DecoderLM, scored_next_token_loss
 from course_lib.architectures.sizing import set_trainable
 from course_lib.vision import ViTEncoder
@@ -45,18 +64,19 @@ class VisionTower(nn.Module):
 
     def __init__(self, vit: ViTEncoder, select_layer: int = -2, drop_cls: bool = True) -> None:
         super().__init__()
-        if not isinstance(vit, ViTEncoder):
-            raise ValueError(f"vit must be a course_lib.vision.ViTEncoder, got "
-                             f"{type(vit).__name__}")
+        vit = _check_module("vit", vit, ViTEncoder)
         depth = len(vit.blocks)
-        if (isinstance(select_layer, bool) or not isinstance(select_layer, int)
-                or not -depth <= select_layer < 0):
+        select_layer = check_int("select_layer", select_layer)
+        if not -depth <= select_layer < 0:
             raise ValueError(f"select_layer must be a negative index into the {depth} blocks "
                              f"(-1 = last, -2 = penultimate), got {select_layer!r}")
+        drop_cls = check_flag("drop_cls", drop_cls)
         self.vit, self.select_layer, self.drop_cls = vit, select_layer, drop_cls
         self.dim = vit.dim
 
     def forward(self, images: Tensor) -> Tensor:
+        """images (B, C, H, W) -> (B, N, dim) hidden states of the selected layer."""
+        images = to_weights_dtype("images", images, self, ndim=4)
         vit = self.vit
         patch_tokens = vit.patch_embedding(images)  # (B, N, dim)
         cls = vit.cls_token.expand(len(patch_tokens), -1, -1)
@@ -75,11 +95,15 @@ def instruction_labels(input_ids: Tensor, answer_starts: Tensor | list[int],
 
     Shape: input_ids (B, T), answer_starts (B,), attention_mask (B, T) bool -> labels (B, T).
     """
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
-        raise ValueError(f"input_ids must be integer ids of shape (B, T), got "
-                         f"{getattr(input_ids, 'shape', input_ids)}")
-    starts = torch.as_tensor(answer_starts, device=input_ids.device)
-    if starts.shape != input_ids.shape[:1] or starts.is_floating_point():
+    input_ids = _check_ids("input_ids", input_ids)
+    if isinstance(answer_starts, (list, tuple)):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in answer_starts):
+            raise ArgumentTypeError(f"answer_starts must hold integer positions, got "
+                                    f"{answer_starts!r:.80}")
+        answer_starts = torch.tensor(answer_starts, dtype=torch.long)
+    starts = check_tensor("answer_starts", answer_starts, kind="int", ndim=1)
+    starts = starts.to(input_ids.device)
+    if starts.shape != input_ids.shape[:1]:
         raise ValueError(f"answer_starts must hold one integer position per row "
                          f"({input_ids.shape[0]},), got {tuple(starts.shape)}")
     if bool(((starts < 0) | (starts >= input_ids.shape[1])).any()):
@@ -88,11 +112,22 @@ def instruction_labels(input_ids: Tensor, answer_starts: Tensor | list[int],
     positions = torch.arange(input_ids.shape[1], device=input_ids.device)
     keep = positions[None] >= starts[:, None]
     if attention_mask is not None:
-        if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask must have shape {tuple(input_ids.shape)}, got "
-                             f"{getattr(attention_mask, 'shape', attention_mask)}")
-        keep = keep & attention_mask.bool()
+        keep = keep & _check_attention_mask(attention_mask, tuple(input_ids.shape))
     return input_ids.long().masked_fill(~keep, IGNORE_INDEX)
+
+
+def _check_attention_mask(mask: object, shape: tuple[int, ...]) -> Tensor:
+    """A (B, T) mask of real tokens: bool, or integers 0/1 (as tokenizers return it)."""
+    mask = check_tensor("attention_mask", mask, kind=None, ndim=len(shape))
+    if mask.is_floating_point() or mask.is_complex():
+        raise ArgumentTypeError(f"attention_mask must be a bool (or 0/1 integer) tensor, got "
+                                f"dtype {mask.dtype}: convert it with .bool()")
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"attention_mask must have shape {shape} like input_ids, got "
+                         f"{tuple(mask.shape)}")
+    if mask.dtype != torch.bool and mask.numel() and bool(((mask != 0) & (mask != 1)).any()):
+        raise ValueError("attention_mask must hold only 0 and 1 (or False and True)")
+    return mask.bool()
 
 
 class LlavaProjector(nn.Module):
@@ -108,10 +143,11 @@ class LlavaProjector(nn.Module):
 
     def __init__(self, vision_dim: int, llm_dim: int, kind: str = "mlp") -> None:
         super().__init__()
-        _check_positive_int("vision_dim", vision_dim)
-        _check_positive_int("llm_dim", llm_dim)
-        if kind not in self.KINDS:
-            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        vision_dim = _check_positive_int("vision_dim", vision_dim)
+        llm_dim = _check_positive_int("llm_dim", llm_dim)
+        kind = check_choice("kind", kind, self.KINDS)
+        _check_weights("vision_dim * llm_dim", vision_dim * llm_dim)
+        _check_weights("llm_dim * llm_dim", llm_dim * llm_dim)
         self.vision_dim, self.llm_dim, self.kind = vision_dim, llm_dim, kind
         if kind == "linear":
             self.layers = nn.Sequential(nn.Linear(vision_dim, llm_dim))
@@ -161,22 +197,17 @@ def splice_image_tokens(text_embeddings: Tensor, input_ids: Tensor, image_tokens
         number of placeholders in ``input_ids``, labels/attention_mask: (B, T)
         -> :class:`SplicedSequence` of length L = max over rows of T + k_b * (N - 1).
     """
-    if not isinstance(text_embeddings, Tensor) or text_embeddings.dim() != 3:
-        raise ValueError(f"text_embeddings must have shape (B, T, D), got "
-                         f"{getattr(text_embeddings, 'shape', text_embeddings)}")
+    dims: dict = {}
+    text_embeddings = check_tensor("text_embeddings", text_embeddings, shape=("B", "T", "D"),
+                                   dims=dims)
     batch, length, width = text_embeddings.shape
-    if (not isinstance(input_ids, Tensor) or input_ids.is_floating_point()
-            or tuple(input_ids.shape) != (batch, length)):
-        raise ValueError(f"input_ids must be integer ids of shape {(batch, length)} (B, T of "
-                         f"text_embeddings), got {getattr(input_ids, 'shape', input_ids)}")
+    input_ids = _check_ids("input_ids", input_ids, dims=dims)
     image_tokens = _check_tokens("image_tokens", image_tokens, width)
-    if isinstance(image_token_id, bool) or not isinstance(image_token_id, int):
-        raise ValueError(f"image_token_id must be an integer id, got {image_token_id!r}")
-    for name, tensor in (("labels", labels), ("attention_mask", attention_mask)):
-        if tensor is not None and (not isinstance(tensor, Tensor)
-                                   or tuple(tensor.shape) != (batch, length)):
-            raise ValueError(f"{name} must have shape {(batch, length)} like input_ids, got "
-                             f"{getattr(tensor, 'shape', tensor)}")
+    image_token_id = check_int("image_token_id", image_token_id)
+    if labels is not None:
+        labels = check_tensor("labels", labels, shape=("B", "T"), kind="int", dims=dims)
+    if attention_mask is not None:
+        attention_mask = _check_attention_mask(attention_mask, (batch, length))
     is_placeholder = input_ids == image_token_id
     if int(is_placeholder.sum()) != len(image_tokens):
         raise ValueError(f"input_ids holds {int(is_placeholder.sum())} placeholder(s) "
@@ -190,7 +221,8 @@ def splice_image_tokens(text_embeddings: Tensor, input_ids: Tensor, image_tokens
     earlier = is_placeholder.long().cumsum(dim=1) - is_placeholder.long()  # (B, T)
     landing = torch.arange(length, device=device) + earlier * (image_length - 1)  # (B, T)
     row_lengths = length + is_placeholder.sum(dim=1) * (image_length - 1)  # (B,)
-    total = int(row_lengths.max())
+    total = int(row_lengths.max()) if batch else length
+    check_allocation("image_tokens", batch * total * width)
     embeddings = text_embeddings.new_zeros(batch, total, width)
     out_mask = torch.zeros(batch, total, dtype=torch.bool, device=device)
     out_labels = torch.full((batch, total), IGNORE_INDEX, dtype=torch.long, device=device)
@@ -233,20 +265,22 @@ class LlavaLikeModel(nn.Module):
                  language_model: DecoderLM, image_token_id: int, projector_kind: str = "mlp",
                  drop_cls_token: bool = False) -> None:
         super().__init__()
-        if not isinstance(language_model, DecoderLM):
-            raise ValueError(f"language_model must be a DecoderLM, got "
-                             f"{type(language_model).__name__}")
-        if (isinstance(image_token_id, bool) or not isinstance(image_token_id, int)
-                or not 0 <= image_token_id < language_model.vocab_size):
-            raise ValueError(f"image_token_id must be an id in [0, {language_model.vocab_size}) "
-                             f"(the language model's vocabulary), got {image_token_id!r}")
+        _check_module("vision_encoder", vision_encoder, optional=True)
+        language_model = _check_module("language_model", language_model, DecoderLM)
+        image_token_id = _check_id("image_token_id", image_token_id, language_model.vocab_size)
+        drop_cls_token = check_flag("drop_cls_token", drop_cls_token)
         self.vision_encoder = vision_encoder
         self.projector = LlavaProjector(vision_dim, language_model.dim, projector_kind)
         self.language_model = language_model
         self.image_token_id, self.drop_cls_token = image_token_id, drop_cls_token
 
     def image_tokens(self, images: Tensor) -> Tensor:
-        features = images if self.vision_encoder is None else self.vision_encoder(images)
+        """The projected visual tokens (I, N, llm_dim) of ``images`` (or of precomputed
+        features (I, N', vision_dim) when the model has no vision encoder)."""
+        if self.vision_encoder is None:
+            features = _check_tokens("images", images, self.projector.vision_dim)
+        else:
+            features = self.vision_encoder(check_tensor("images", images, min_ndim=1))
         if self.drop_cls_token:
             features = features[:, 1:]
         return self.projector(features)
@@ -281,24 +315,17 @@ class LlavaLikeModel(nn.Module):
 
         Shape: images as in :meth:`forward`, input_ids (B, T) -> (B, <= max_new_tokens).
         """
-        _check_positive_int("max_new_tokens", max_new_tokens)
+        lm = self.language_model
+        input_ids = _check_ids("input_ids", input_ids, lm.vocab_size)
+        _check_new_tokens(max_new_tokens)  # before the vision encoder runs
         image_tokens = self.image_tokens(images)
-        generated = input_ids[:, :0]
-        finished = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
-        for _ in range(max_new_tokens):
-            ids = torch.cat([input_ids, generated], dim=1)
-            spliced = splice_image_tokens(self.language_model.embed(ids), ids, image_tokens,
-                                          self.image_token_id)
-            logits = self.language_model.forward_embeddings(spliced.embeddings,
-                                                            spliced.attention_mask)
-            next_ids = logits[:, -1].argmax(dim=-1)
-            if eos_id is not None:
-                next_ids = next_ids.masked_fill(finished, eos_id)
-                finished = finished | (next_ids == eos_id)
-            generated = torch.cat([generated, next_ids[:, None]], dim=1)
-            if eos_id is not None and bool(finished.all()):
-                break
-        return generated
+
+        def next_token_logits(ids: Tensor) -> Tensor:
+            spliced = splice_image_tokens(lm.embed(ids), ids, image_tokens, self.image_token_id)
+            return lm.forward_embeddings(spliced.embeddings, spliced.attention_mask)[:, -1]
+
+        return greedy_decode(next_token_logits, input_ids, max_new_tokens, eos_id,
+                             lm.vocab_size)
 
 
 def llava_training_stage(model: LlavaLikeModel, stage: int) -> int:
@@ -306,8 +333,8 @@ def llava_training_stage(model: LlavaLikeModel, stage: int) -> int:
     (visual instruction tuning): the projector and the language model learn. The vision
     encoder stays frozen in both (LLaVA, arXiv:2304.08485, section 4.2). Returns the
     trainable parameter count."""
-    if not isinstance(model, LlavaLikeModel):
-        raise ValueError(f"model must be a LlavaLikeModel, got {type(model).__name__}")
+    _check_module("model", model, LlavaLikeModel)
+    stage = check_int("stage", stage)
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 (projector only) or 2 (projector + LLM), "
                          f"got {stage!r}")

@@ -7,20 +7,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from course_lib._validation import ArgumentTypeError, check_int, describe
+
+# One definition, in the training module; importable from here too, as before.
+from course_lib.train import count_parameters
+
 __all__ = ["count_parameters", "ModelSize", "count_on_meta", "set_trainable", "sequence_lengths"]
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model`` (shared tensors counted once); works on ``meta``."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 @dataclass(frozen=True)
@@ -33,8 +31,19 @@ class ModelSize:
     parameters: int
     by_part: dict[str, int]
 
+    def __post_init__(self) -> None:
+        check_int("parameters", self.parameters, minimum=0)
+        if not isinstance(self.by_part, Mapping):
+            raise ArgumentTypeError(f"by_part must be a dict of part name -> parameter count, "
+                                    f"got {describe(self.by_part)}")
+        for name, count in self.by_part.items():
+            check_int(f"by_part[{name!r}]", count, minimum=0)
+
     def weight_bytes(self, dtype: torch.dtype = torch.float16) -> int:
         """Bytes for the weights alone stored as ``dtype`` (fp32: 4 per parameter)."""
+        if not isinstance(dtype, torch.dtype):
+            raise ArgumentTypeError(f"dtype must be a torch.dtype such as torch.float16, got "
+                                    f"{describe(dtype)}")
         return self.parameters * dtype.itemsize
 
     def training_bytes(self) -> int:
@@ -55,8 +64,8 @@ def count_on_meta(build: Callable[[], nn.Module]) -> ModelSize:
             ``with torch.device("meta")``).
     """
     if not callable(build) or isinstance(build, nn.Module):
-        raise ValueError(f"build must be a zero-argument function that builds the model (e.g. "
-                         f"lambda: DecoderLM(...)), got {type(build).__name__}")
+        raise ArgumentTypeError(f"build must be a zero-argument function that builds the model "
+                                f"(e.g. lambda: DecoderLM(...)), got {type(build).__name__}")
     with torch.device("meta"):
         model = build()
     if not isinstance(model, nn.Module):
@@ -76,7 +85,12 @@ def set_trainable(model: nn.Module, trainable: Iterable[nn.Module]) -> int:
         The number of trainable parameters afterwards.
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise ArgumentTypeError(f"model must be an nn.Module, got {describe(model)}")
+    if isinstance(trainable, nn.Module):  # one submodule (or a ModuleList): the same thing
+        trainable = [trainable]
+    elif isinstance(trainable, (str, bytes)) or not isinstance(trainable, Iterable):
+        raise ArgumentTypeError(f"trainable must be a list of submodules of model, got "
+                                f"{describe(trainable)}")
     trainable = list(trainable)
     inside = {id(module) for module in model.modules()}
     for module in trainable:
@@ -92,8 +106,7 @@ def set_trainable(model: nn.Module, trainable: Iterable[nn.Module]) -> int:
 def sequence_lengths(text_tokens: int, num_images: int, tokens_per_image: int) -> dict[str, int]:
     """Language-model sequence length with LLaVA-style splicing (grows with each image) and
     Flamingo-style cross-attention (images stay outside the text sequence)."""
-    for name, value in (("text_tokens", text_tokens), ("num_images", num_images),
-                        ("tokens_per_image", tokens_per_image)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    text_tokens = check_int("text_tokens", text_tokens, minimum=0)
+    num_images = check_int("num_images", num_images, minimum=0)
+    tokens_per_image = check_int("tokens_per_image", tokens_per_image, minimum=0)
     return {"llava": text_tokens + num_images * tokens_per_image, "flamingo": text_tokens}

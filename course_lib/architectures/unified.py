@@ -13,7 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.architectures._checks import IGNORE_INDEX, _check_positive_int, _check_tokens
+from course_lib._validation import MAX_TOKENS, check_number, check_tensor
+from course_lib.architectures._checks import (
+    IGNORE_INDEX,
+    MAX_DEPTH,
+    _check_ids,
+    _check_positive_int,
+    _check_tokens,
+    _check_weights,
+)
+from course_lib.architectures._generation import greedy_decode
 from course_lib.attention import TransformerBlock, causal_mask
 
 __all__ = ["Thinker"]
@@ -48,12 +57,22 @@ class Thinker(nn.Module):
                  image_dim: int | None = None, audio_dim: int | None = None,
                  max_len: int = 512, mlp_ratio: float = 4, dropout: float = 0.0) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("dim", dim), ("depth", depth),
-                            ("max_len", max_len)):
-            _check_positive_int(name, value)
-        for name, value in (("image_dim", image_dim), ("audio_dim", audio_dim)):
-            if value is not None:
-                _check_positive_int(name, value)
+        vocab_size = _check_positive_int("vocab_size", vocab_size)
+        dim = _check_positive_int("dim", dim)
+        depth = _check_positive_int("depth", depth, MAX_DEPTH)
+        max_len = _check_positive_int("max_len", max_len, MAX_TOKENS)
+        num_heads = _check_positive_int("num_heads", num_heads)
+        mlp_ratio = check_number("mlp_ratio", mlp_ratio, above=0, maximum=64)
+        dropout = check_number("dropout", dropout, minimum=0, below=1)
+        if image_dim is not None:
+            image_dim = _check_positive_int("image_dim", image_dim)
+            _check_weights("image_dim * dim", image_dim * dim)
+        if audio_dim is not None:
+            audio_dim = _check_positive_int("audio_dim", audio_dim)
+            _check_weights("audio_dim * dim", audio_dim * dim)
+        _check_weights("vocab_size * dim", vocab_size * dim)
+        _check_weights("max_len * dim", max_len * dim)
+        _check_weights("depth * dim * dim", depth * dim * dim * int(4 + 2 * mlp_ratio))
         self.vocab_size, self.dim, self.max_len = vocab_size, dim, max_len
         self.image_dim, self.audio_dim = image_dim, audio_dim
         self.token_embedding = nn.Embedding(vocab_size, dim)
@@ -81,13 +100,7 @@ class Thinker(nn.Module):
             tokens = _check_tokens(f"{name}_tokens", tokens, width, projection)
             parts.append((name, projection(tokens)))
         if text_ids is not None:
-            if (not isinstance(text_ids, Tensor) or text_ids.dim() != 2
-                    or text_ids.is_floating_point()):
-                raise ValueError(f"text_ids must be integer ids of shape (B, T), got "
-                                 f"{getattr(text_ids, 'shape', text_ids)}")
-            if text_ids.numel() and (text_ids.min() < 0 or text_ids.max() >= self.vocab_size):
-                raise ValueError(f"text_ids must lie in [0, {self.vocab_size}), got values "
-                                 f"{int(text_ids.min())}..{int(text_ids.max())}")
+            text_ids = _check_ids("text_ids", text_ids, self.vocab_size)
             parts.append(("text", self.token_embedding(text_ids)))
         parts = [(name, tokens) for name, tokens in parts if tokens.shape[1] > 0]
         if not parts:
@@ -140,9 +153,11 @@ class Thinker(nn.Module):
         predicted *at* text position t (from everything before it), e.g. the answer tokens,
         with -100 on the question.
         """
-        if not isinstance(labels, Tensor) or labels.shape != text_ids.shape:
+        text_ids = _check_ids("text_ids", text_ids, self.vocab_size)
+        labels = check_tensor("labels", labels, kind="int", ndim=2)
+        if labels.shape != text_ids.shape:
             raise ValueError(f"labels must have the shape of text_ids {tuple(text_ids.shape)}, "
-                             f"got {getattr(labels, 'shape', labels)}")
+                             f"got {tuple(labels.shape)}")
         hidden = self.hidden_states(text_ids, image_tokens, audio_tokens)  # (B, L, dim)
         prefix = hidden.shape[1] - text_ids.shape[1]
         targets = F.pad(labels, (prefix, 0), value=IGNORE_INDEX)[:, 1:]  # what each predicts
@@ -164,17 +179,7 @@ class Thinker(nn.Module):
 
         Shape: text_ids (B, T) prompt -> (B, <= max_new_tokens) generated ids.
         """
-        _check_positive_int("max_new_tokens", max_new_tokens)
-        generated = text_ids[:, :0]
-        finished = torch.zeros(len(text_ids), dtype=torch.bool, device=text_ids.device)
-        for _ in range(max_new_tokens):
-            hidden = self.hidden_states(torch.cat([text_ids, generated], dim=1), image_tokens,
-                                        audio_tokens)
-            next_ids = self.head(hidden[:, -1]).argmax(dim=-1)
-            if eos_id is not None:
-                next_ids = next_ids.masked_fill(finished, eos_id)
-                finished = finished | (next_ids == eos_id)
-            generated = torch.cat([generated, next_ids[:, None]], dim=1)
-            if eos_id is not None and bool(finished.all()):
-                break
-        return generated
+        text_ids = _check_ids("text_ids", text_ids, self.vocab_size)
+        return greedy_decode(
+            lambda ids: self.head(self.hidden_states(ids, image_tokens, audio_tokens)[:, -1]),
+            text_ids, max_new_tokens, eos_id, self.vocab_size)

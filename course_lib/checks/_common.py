@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -214,6 +215,8 @@ def as_number(value: Any, who: str) -> float | int:
     """
     original = value
     if isinstance(value, torch.Tensor):
+        if value.device.type == "meta":
+            raise Failed(f"Not yet: {who} is a tensor on the 'meta' device, which has no value.")
         if value.numel() != 1:
             raise Failed(f"Not yet: {who} should be one number, got a tensor of shape "
                          f"{tuple(value.shape)}.")
@@ -249,8 +252,45 @@ def as_tensor(value: Any, who: str, shape: tuple[int, ...] | None = None) -> tor
     return value
 
 
+def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
+    """``value`` if it is a real, readable torch tensor, else a :class:`Failed` that says why.
+
+    A numpy array gets its own hint (the exercise asks for torch operations, so that the
+    result stays a tensor a model can train through), as do tensors without data (``meta``),
+    complex tensors and half-precision ones, which round the values the checker compares.
+
+    Args:
+        advice: the chapter's sentence on which torch operations to use.
+    """
+    if not isinstance(value, torch.Tensor):
+        if isinstance(value, np.ndarray) or type(value).__module__.split(".")[0] == "numpy":
+            raise Failed(f"Not yet: {who} returned a numpy array (numpy.{type(value).__name__}), "
+                         f"not a torch.Tensor. Stay with torch operations (no .numpy(), no "
+                         f"np. functions); {advice}")
+        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
+        if kind.startswith("builtins."):
+            kind = type(value).__name__
+        raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind} "
+                     f"{value!r:.40}. {advice}")
+    if value.device.type == "meta":
+        raise Failed(f"Not yet: {who} returned a tensor on the 'meta' device, which has a shape "
+                     f"but no values. Compute the result from the inputs.")
+    if value.is_complex():
+        raise Failed(f"Not yet: {who} returned a complex tensor ({value.dtype}); the result is "
+                     f"real: take .abs() or .real where a complex number appears.")
+    if value.dtype in (torch.float16, torch.bfloat16):
+        raise Failed(f"Not yet: {who} returned {value.dtype}, which keeps only about 3 "
+                     f"significant digits. Keep float32 (do not call .half()).")
+    return value
+
+
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """NaN-safe closeness of numbers or tensors: NaN, inf or a shape mismatch is never close."""
+    """NaN-safe closeness of numbers or tensors: NaN, inf, a complex value, a tensor without
+    data (``meta``) or a shape mismatch is never close."""
+    if any(isinstance(v, torch.Tensor) and (v.is_complex() or v.device.type == "meta")
+           or isinstance(v, complex) or getattr(getattr(v, "dtype", None), "kind", "") == "c"
+           for v in (got, expected)):
+        return False
     try:
         got_t = torch.as_tensor(got, dtype=torch.float64)
         expected_t = torch.as_tensor(expected, dtype=torch.float64)

@@ -12,7 +12,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from course_lib.checks._common import CheckResult, Failed, call_learner, close, guarded, verdict
+from course_lib._validation import check_tensor
+from course_lib.checks._common import (
+    CheckResult,
+    Failed,
+    call_learner,
+    close,
+    guarded,
+    learner_tensor,
+    verdict,
+)
 
 
 def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
@@ -21,6 +30,7 @@ def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
         kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
         raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind}. Stay with "
                      "torch operations (permute, float, abs, amax) so the result is a tensor.")
+    value = learner_tensor(value, who, "")  # meta, complex and half tensors
     if tuple(value.shape) != shape:
         raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
     if value.is_floating_point() and torch.isnan(value).any():
@@ -30,6 +40,7 @@ def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
 
 def reference_to_channels_first(image: Tensor) -> Tensor:
     """(H, W, C) uint8 in 0..255 -> (C, H, W) float32 in [0, 1]."""
+    image = check_tensor("image", image, ndim=3, kind="int")
     return image.permute(2, 0, 1).float() / 255.0
 
 
@@ -76,6 +87,7 @@ def check_to_channels_first(to_channels_first: Callable) -> CheckResult:
 
 def reference_peak_normalise(waveforms: Tensor) -> Tensor:
     """(N, S) -> (N, S): each clip divided by its largest |sample|; silent clips stay 0."""
+    waveforms = check_tensor("waveforms", waveforms, ndim=2, finite=True)
     peaks = waveforms.abs().amax(dim=1, keepdim=True)
     return torch.where(peaks > 0, waveforms / peaks.clamp(min=1e-12), waveforms)
 
@@ -93,6 +105,8 @@ def check_peak_normalise(peak_normalise: Callable) -> CheckResult:
     who = "peak_normalise(3 clips of 6 samples)"
     got = call_learner(peak_normalise, waveforms.clone(), exercise="check_peak_normalise",
                        name=who)
+    if isinstance(got, Tensor):
+        learner_tensor(got, who, "")  # a tensor with values, before they are inspected
     if isinstance(got, Tensor) and got.shape == waveforms.shape and torch.isnan(got[2]).any() \
             and not torch.isnan(got[:2]).any():
         raise Failed(f"Not yet: {who} turns the silent clip (all zeros) into NaN: 0 / 0. Leave "

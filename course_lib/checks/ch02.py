@@ -13,8 +13,17 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from course_lib._validation import check_allocation, check_int, check_tensor
 from course_lib.audio import mel_filterbank
-from course_lib.checks._common import CheckResult, Failed, call_learner, close, guarded, verdict
+from course_lib.checks._common import (
+    CheckResult,
+    Failed,
+    call_learner,
+    close,
+    guarded,
+    learner_tensor,
+    verdict,
+)
 from course_lib.vision import patchify as reference_patchify
 
 LOG_FLOOR = 1e-10
@@ -26,6 +35,7 @@ def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
         kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
         raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind}. Use torch "
                      "operations (reshape, permute, torch.stft) so the result stays a tensor.")
+    value = learner_tensor(value, who, "")  # meta, complex and half tensors
     if tuple(value.shape) != shape:
         raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
     if not value.is_floating_point():
@@ -77,6 +87,15 @@ def reference_log_mel(waveform: Tensor, filterbank: Tensor, n_fft: int,
 
     Shape: waveform (L,), filterbank (n_fft // 2 + 1, n_mels) -> (n_mels, 1 + L // hop_length).
     """
+    n_fft = check_int("n_fft", n_fft, minimum=2, maximum=2**16)
+    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
+    waveform = check_tensor("waveform", waveform, shape=("L",), finite=True)
+    if len(waveform) <= n_fft // 2:
+        raise ValueError(f"waveform must be longer than n_fft // 2 = {n_fft // 2} samples (the "
+                         f"reflection padding), got {len(waveform)}")
+    filterbank = check_tensor("filterbank", filterbank, shape=(n_fft // 2 + 1, "n_mels"),
+                              finite=True)
+    check_allocation("waveform", (1 + len(waveform) // hop_length) * (n_fft // 2 + 1))
     spectrum = torch.stft(waveform, n_fft=n_fft, hop_length=hop_length,
                           window=torch.hann_window(n_fft), center=True, pad_mode="reflect",
                           return_complex=True)
@@ -98,6 +117,8 @@ def check_log_mel_from_filterbank(log_mel_from_filterbank: Callable) -> CheckRes
     who = "log_mel_from_filterbank(waveform of 4801 samples, filterbank (201, 40), 400, 160)"
     got = call_learner(log_mel_from_filterbank, waveform.clone(), filterbank.clone(), n_fft, hop,
                        exercise="check_log_mel_from_filterbank", name=who)
+    if isinstance(got, Tensor):
+        learner_tensor(got, who, "")  # a tensor with values, before they are inspected
     expected = reference_log_mel(waveform, filterbank, n_fft, hop)
     frames = expected.shape[1]
     if isinstance(got, Tensor) and got.shape == (40, 1 + (len(waveform) - n_fft) // hop):

@@ -14,8 +14,17 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from course_lib._validation import check_int, check_tensor
 from course_lib.attention import scaled_dot_product_attention
-from course_lib.checks._common import CheckResult, Failed, call_learner, close, guarded, verdict
+from course_lib.checks._common import (
+    CheckResult,
+    Failed,
+    call_learner,
+    close,
+    guarded,
+    learner_tensor,
+    verdict,
+)
 
 
 def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
@@ -24,6 +33,7 @@ def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
         kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
         raise Failed(f"Not yet: {who} should be a torch.Tensor, got {kind}. Use torch "
                      f"operations (torch.softmax, @, masked_fill) so the result stays a tensor.")
+    value = learner_tensor(value, who, "")  # meta, complex and half tensors
     if tuple(value.shape) != shape:
         raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
     if not value.is_floating_point():
@@ -111,6 +121,11 @@ def check_masked_attention(masked_attention: Callable) -> CheckResult:
 
 def reference_split_heads(tokens: Tensor, num_heads: int) -> Tensor:
     """(B, T, D) -> (B, H, T, D / H): head h gets features h*D/H ... (h+1)*D/H - 1."""
+    tokens = check_tensor("tokens", tokens, shape=("B", "T", "D"))
+    num_heads = check_int("num_heads", num_heads, minimum=1)
+    if tokens.shape[-1] % num_heads:
+        raise ValueError(f"num_heads {num_heads} must divide the width D = {tokens.shape[-1]} "
+                         f"of tokens")
     batch, length, width = tokens.shape
     return tokens.reshape(batch, length, num_heads, width // num_heads).transpose(1, 2)
 

@@ -23,6 +23,7 @@ from course_lib.checks._common import (
     call_learner,
     close,
     guarded,
+    learner_tensor,
     verdict,
 )
 from course_lib.contrastive import WORKED_SIMILARITY, contrastive_loss, recall_at_k
@@ -122,6 +123,7 @@ def _as_loss(value: Any, who: str, overflow: bool) -> torch.Tensor:
         raise Failed(f"Not yet: {who} returned {type(value).__name__} {value!r:.60}; return "
                      f"the loss as a torch tensor (no .item(), no .numpy()) so that it can be "
                      f"differentiated for training.")
+    value = learner_tensor(value, who, "")  # meta, complex and half tensors
     if value.numel() != 1:
         raise Failed(f"Not yet: {who} returned a tensor of shape {tuple(value.shape)}; the "
                      f"loss is one number: take the mean over the N pairs in each direction.")
@@ -223,6 +225,7 @@ def _recall_variants(similarity: torch.Tensor, k: int) -> dict[str, float]:
         "smallest": recall_at_k(-similarity, k_in).a_to_b,
         "count": reference.a_to_b * n,
         "one too many": recall_at_k(similarity, min(k_in + 1, n)).a_to_b,
+        "percentage": 100 * reference.a_to_b,
     }
 
 
@@ -241,6 +244,8 @@ _RECALL_HINTS = {
         "(topk picks the largest by default; argsort sorts ascending)."),
     "count": "you returned the number of hits; return the fraction, hits / N.",
     "one too many": "you looked at k + 1 items; recall@k looks at the k most similar only.",
+    "percentage": ("you returned a percentage; return the fraction of rows, between 0 and 1 "
+                   "(hits / N, not 100 * hits / N)."),
 }
 
 
@@ -284,6 +289,10 @@ def check_recall_at_k(my_recall_at_k: Callable[[torch.Tensor, int], float]) -> C
         hint = next((text for mistake, text in _RECALL_HINTS.items()
                      if all(math.isclose(answers[i], variants[i][mistake], abs_tol=1e-6)
                             for i in wrong)), None)
+        outside = [i for i in wrong if not 0.0 <= answers[i] <= 1.0]
+        if hint is None and outside:
+            hint = (f"a recall is a fraction of the rows, between 0 and 1, but "
+                    f"{len(outside)} answer(s) lie outside [0, 1] (e.g. {answers[outside[0]]:g}).")
         first = wrong[0]
         low, high = _recall_bounds(cases[first][1], cases[first][2])
         want = f"{low:.4g}" if low == high else f"between {low:.4g} and {high:.4g} (a tie)"

@@ -15,7 +15,16 @@ from typing import Any
 
 import torch
 
-from course_lib.checks._common import CheckResult, Failed, call_learner, close, guarded, verdict
+from course_lib._validation import ArgumentTypeError, check_number, check_tensor, describe
+from course_lib.checks._common import (
+    CheckResult,
+    Failed,
+    call_learner,
+    close,
+    guarded,
+    learner_tensor,
+    verdict,
+)
 from course_lib.fusion import LateFusion
 
 NUM_CLASSES = 4
@@ -28,6 +37,7 @@ def _tensor(value: Any, who: str, shape: tuple[int, ...]) -> torch.Tensor:
         raise Failed(f"Not yet: {who} returned {kind}, not a torch tensor. Use torch "
                      f"operations (tensor.softmax, torch.where, ...) so that the result stays a "
                      f"tensor the model can train through.")
+    value = learner_tensor(value, who, "")  # meta, complex and half tensors
     if tuple(value.shape) != tuple(shape):
         raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
     if not value.is_floating_point():
@@ -64,7 +74,16 @@ def _logit_cases() -> list[dict[str, torch.Tensor]]:
 
 
 def reference_late_fusion(logits: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The library's decision-level mean: ``LateFusion(combine="mean")`` on these logits."""
+    """The library's decision-level mean: ``LateFusion(combine="mean")`` on these logits.
+
+    Shape: logits maps each modality to (B, C) -> (B, C) log of the mean probabilities.
+    """
+    if not isinstance(logits, Mapping) or not logits:
+        raise ArgumentTypeError(f"logits must be a non-empty dict of modality -> (B, C) logits, "
+                                f"got {describe(logits)}")
+    dims: dict = {}
+    logits = {name: check_tensor(f"logits[{name!r}]", value, shape=("B", "C"), finite=True,
+                                 dims=dims) for name, value in logits.items()}
     widths = {name: 1 for name in logits}
     model = LateFusion(widths, num_classes=next(iter(logits.values())).shape[-1], combine="mean")
     with torch.no_grad():
@@ -171,6 +190,7 @@ def _features(batch: int, generator: torch.Generator, names: tuple[str, ...] = (
 def expected_rates(p: float) -> dict[str, float]:
     """Two modalities, each dropped with probability p, an example that lost both gets one back
     at random: P(a modality is dropped) = p (1 - p) + p^2 / 2, P(both kept) = (1 - p)^2."""
+    p = check_number("p", p, minimum=0, maximum=1)
     return {"dropped": p * (1 - p) + p * p / 2, "both kept": (1 - p) ** 2}
 
 

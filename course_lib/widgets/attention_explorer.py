@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from course_lib._validation import check_int, check_sequence, check_tensor, check_text
 from course_lib.attention import (
     EXAMPLE_KEYS,
     EXAMPLE_VALUES,
@@ -21,6 +22,7 @@ from course_lib.attention import (
     explore_attention,
 )
 from course_lib.widgets._base import as_widget, live_figure, refresh_static
+from course_lib.widgets._checks import check_grey_image
 from course_lib.widgets._picture import pictured
 
 SLIDER_LAYOUT = widgets.Layout(width="420px")
@@ -46,10 +48,11 @@ def attention_explorer(keys: torch.Tensor | None = None,
 
     Shape: keys (M, 2), values (M, 2); default: the chapter's worked example.
     """
+    dims: dict = {}
     keys = torch.tensor(EXAMPLE_KEYS) if keys is None else keys
     values = torch.tensor(EXAMPLE_VALUES) if values is None else values
-    if values.dim() != 2 or values.shape[-1] != 2:
-        raise ValueError(f"values must have shape (M, 2) to be drawn, got {tuple(values.shape)}")
+    keys = check_tensor("keys", keys, shape=("M", 2), finite=True, nonempty=True, dims=dims)
+    values = check_tensor("values", values, shape=("M", 2), finite=True, dims=dims)
     labels = [f"k{i + 1}" for i in range(len(keys))]
     state = explore_attention(0.0, 1.0, 1.0, keys, values)
     figure = make_subplots(rows=1, cols=3, column_widths=[0.36, 0.28, 0.36],
@@ -124,12 +127,17 @@ def image_attention_viewer(image: torch.Tensor, weights: torch.Tensor, token_lab
 
     Shape: image (H, W) or (1, H, W), weights (heads, N, M).
     """
-    image = image.squeeze(0) if image.dim() == 3 else image
-    if image.dim() != 2:
-        raise ValueError(f"image must have shape (H, W) or (1, H, W), got {tuple(image.shape)}")
+    image = check_grey_image("image", image)
+    weights = check_tensor("weights", weights, shape=("heads", "N", "M"), finite=True,
+                           nonempty=True)
+    token_labels = check_sequence("token_labels", token_labels, of="labels")
+    for index, label in enumerate(token_labels):
+        check_text(f"token_labels[{index}]", label)
     if len(token_labels) != weights.shape[1]:
         raise ValueError(f"token_labels has {len(token_labels)} labels but weights has "
                          f"{weights.shape[1]} query tokens")
+    num_prefix_tokens = check_int("num_prefix_tokens", num_prefix_tokens, minimum=0)
+    attention_map_over_image(weights, 0, 0, grid, num_prefix_tokens)  # checks grid against M
     rows, cols = grid
     height, width = image.shape
     step = max(1, min(height, width) // 112)  # keep the drawn image small

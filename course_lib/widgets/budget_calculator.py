@@ -15,10 +15,11 @@ import html
 import ipywidgets
 import plotly.graph_objects as go
 
-from course_lib._validation import check_int
+from course_lib._validation import check_int, check_text
 from course_lib.budget import DOWNSAMPLING_STACKS, PRESETS, BudgetReport, calculate_budget
 from course_lib.text import SAMPLE_TEXT, BPETokenizer
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._checks import check_tokenizer
 from course_lib.widgets._picture import pictured
 
 CUSTOM = "custom"
@@ -38,6 +39,7 @@ MAX_CONTEXT = 8192  # the slider's range; a preset with a longer context extends
 
 def default_tokenizer(vocab_size: int = 400) -> BPETokenizer:
     """The course's BPE trained on its sample paragraph (a small corpus: fast to train)."""
+    vocab_size = check_int("vocab_size", vocab_size, minimum=256)
     return BPETokenizer().train(SAMPLE_TEXT, vocab_size=vocab_size)
 
 
@@ -114,7 +116,8 @@ def budget_calculator(context_length: int = 512, prompt: str = "What is this?",
     """
     context_length = check_int("context_length", context_length, minimum=1,
                                maximum=2**31 - 1)  # a slider's value is a 32-bit integer
-    tokenizer = default_tokenizer() if tokenizer is None else tokenizer
+    prompt = check_text("prompt", prompt)
+    tokenizer = default_tokenizer() if check_tokenizer(tokenizer) is None else tokenizer
     style = {"description_width": "110px"}
     wide = ipywidgets.Layout(width="420px")
     preset = ipywidgets.ToggleButtons(options=(CUSTOM, *PRESETS), value="micro-omni",

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
+from course_lib._validation import ArgumentTypeError, check_choice, describe
 from course_lib.fusion import (
     EarlyFusion,
     HybridFusion,
@@ -52,7 +53,19 @@ def fusion_playground(models: Mapping[str, nn.Module], data: PlaygroundData,
         The root widget; ``.image_noise``, ``.snr_db``, ``.drop_image``, ``.drop_audio``,
         ``.readout`` and ``.figure`` are attached.
     """
+    if not isinstance(models, Mapping) or not models or not all(
+            isinstance(name, str) and isinstance(model, nn.Module)
+            for name, model in models.items()):
+        raise ArgumentTypeError(f"models must be a non-empty dict of name -> nn.Module, got "
+                                f"{describe(models)}")
+    if not isinstance(data, PlaygroundData):
+        raise ArgumentTypeError(f"data must be a PlaygroundData (build_playground_data), got "
+                                f"{describe(data)}")
     noise_levels, snr_levels = sorted(data.image_tokens), sorted(data.audio_tokens)
+    if image_noise is not None:
+        image_noise = check_choice("image_noise", image_noise, noise_levels)
+    if snr_db is not None:
+        snr_db = check_choice("snr_db", snr_db, snr_levels)
     image_slider = ipywidgets.SelectionSlider(
         options=noise_levels, value=noise_levels[0] if image_noise is None else image_noise,
         description="image noise", continuous_update=True,

@@ -12,6 +12,7 @@ import ipywidgets
 import torch
 from plotly.subplots import make_subplots
 
+from course_lib._validation import ArgumentTypeError, check_int, check_number, describe
 from course_lib.architectures import (
     DecoderLM,
     FlamingoLikeModel,
@@ -25,6 +26,7 @@ from course_lib.widgets._picture import pictured
 def example_gate_sweep(seed: int = 0) -> GateSweep:
     """A sweep of a tiny Flamingo-like model with hand-opened gates and random weights (for
     tests and the benchmark; the chapter sweeps its trained model)."""
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -71,6 +73,10 @@ def gate_explorer(sweep: GateSweep | None = None, scale: float = 0.0) -> ipywidg
     Returns:
         The root widget; ``.slider``, ``.readout`` and ``.figure`` are attached.
     """
+    scale = check_number("scale", scale)
+    if sweep is not None and not isinstance(sweep, GateSweep):
+        raise ArgumentTypeError(f"sweep must be a GateSweep (from gate_sweep) or None, got "
+                                f"{describe(sweep)}")
     sweep = example_gate_sweep() if sweep is None else sweep
     index = sweep.index(scale)
     step = float(sweep.scales[1] - sweep.scales[0]) if len(sweep.scales) > 1 else 1.0

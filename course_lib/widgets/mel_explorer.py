@@ -22,8 +22,10 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
+from course_lib._validation import check_int, check_number, check_tensor
 from course_lib.audio import mel_explorer_data
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._checks import as_float_array, check_optional_text
 from course_lib.widgets._picture import pictured
 
 N_FFT_CHOICES = (128, 256, 400, 512, 1024)
@@ -37,6 +39,9 @@ def log_mel_png(log_mel: np.ndarray, low: float, high: float) -> str:
 
     Values are mapped linearly from [low, high] onto the colour map (clipped outside).
     """
+    log_mel = as_float_array("log_mel", log_mel, ndim=2)
+    low = check_number("low", low)
+    high = check_number("high", high, above=low)
     scaled = ((log_mel[::-1] - low) / (high - low)).clip(0.0, 1.0)
     rgb = COLOUR_TABLE[(scaled * 255).round().astype(np.uint8)]  # (n_mels, frames, 3)
     buffer = io.BytesIO()
@@ -67,14 +72,18 @@ def mel_explorer(waveform: torch.Tensor | None = None, sample_rate: int = 16000,
     Returns:
         The root widget; ``.n_fft``, ``.hop``, ``.n_mels``, ``.readout``, ``.figure`` attached.
     """
+    sample_rate = check_int("sample_rate", sample_rate, minimum=1000, maximum=384_000)
+    label = check_optional_text("label", label)
     if waveform is None:
         from course_lib.data import DIGIT_NAMES, load_digits_av
 
         test = load_digits_av("test", seed=0)
         waveform, sample_rate = test.waveforms[0], test.sample_rate
         label = f'"{DIGIT_NAMES[int(test.labels[0])]}"'
-    if waveform.ndim != 1:
-        raise ValueError(f"waveform must be one clip of shape (L,), got {tuple(waveform.shape)}")
+    waveform = check_tensor("waveform", waveform, shape=("L",), finite=True)
+    if len(waveform) < max(N_FFT_CHOICES):
+        raise ValueError(f"waveform must hold at least {max(N_FFT_CHOICES)} samples (the "
+                         f"largest window), got {len(waveform)}")
     seconds = len(waveform) / sample_rate
     n_fft = ipywidgets.SelectionSlider(options=N_FFT_CHOICES, value=400, description="n_fft")
     hop = ipywidgets.IntSlider(value=160, min=40, max=400, step=20, description="hop")

@@ -12,8 +12,10 @@ import ipywidgets
 import plotly.graph_objects as go
 import torch
 
+from course_lib._validation import check_int
 from course_lib.vision import patch_grid, patch_grid_lines
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._checks import check_grey_image
 from course_lib.widgets._picture import pictured
 
 
@@ -56,10 +58,12 @@ def patch_explorer(image: torch.Tensor | None = None, patch_size: int = 16) -> i
         from course_lib.data import load_mri_slice
 
         image = load_mri_slice(224)
-    pixels = image.squeeze(0) if image.ndim == 3 else image
-    if pixels.ndim != 2 or pixels.shape[0] != pixels.shape[1]:
-        raise ValueError(f"image must be (1, S, S) or (S, S), got {tuple(image.shape)}")
+    pixels = check_grey_image("image", image)
+    if pixels.shape[0] != pixels.shape[1] or pixels.shape[0] < 4:
+        raise ValueError(f"image must be square, (1, S, S) or (S, S) with S >= 4, got "
+                         f"{tuple(pixels.shape)}")
     size = pixels.shape[0]
+    patch_size = check_int("patch_size", patch_size, minimum=4, maximum=min(64, size))
     slider = ipywidgets.IntSlider(value=patch_size, min=4, max=min(64, size), step=1,
                                   description="patch (px)", continuous_update=True)
     readout = ipywidgets.HTML()

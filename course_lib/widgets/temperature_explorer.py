@@ -10,6 +10,7 @@ import ipywidgets
 import torch
 from plotly.subplots import make_subplots
 
+from course_lib._validation import check_tensor, check_text
 from course_lib.contrastive import (
     WORKED_SIMILARITY,
     WORKED_TEMPERATURE,
@@ -17,6 +18,7 @@ from course_lib.contrastive import (
     temperature_curve,
 )
 from course_lib.widgets._base import as_widget, live_figure
+from course_lib.widgets._checks import check_slider_value
 from course_lib.widgets._picture import pictured
 
 DIRECTIONS = ("rows", "columns")
@@ -64,6 +66,14 @@ def temperature_explorer(
     """
     if similarity is None:
         similarity = torch.tensor(WORKED_SIMILARITY, dtype=torch.float64)
+    similarity = check_tensor("similarity", similarity, shape=("N", "N"), finite=True,
+                              nonempty=True)
+    if len(similarity) > 12:
+        raise ValueError(f"similarity must be at most 12 x 12 to be drawn as bars, got "
+                         f"{tuple(similarity.shape)}")
+    temperature = check_slider_value("temperature", temperature, 10 ** -2.3, 10 ** 0.3)
+    modality_a = check_text("modality_a", modality_a)
+    modality_b = check_text("modality_b", modality_b)
     n = similarity.shape[0]
     curve = temperature_curve(similarity, CURVE_TEMPERATURES)
     slider = ipywidgets.FloatLogSlider(value=temperature, base=10, min=-2.3, max=0.3, step=0.01,

@@ -10,7 +10,9 @@ import html
 
 import ipywidgets
 
+from course_lib._validation import ArgumentTypeError, check_int, check_text, describe
 from course_lib.text import SAMPLE_TEXT, BPETokenizer, token_table
+from course_lib.widgets._checks import check_tokenizer
 from course_lib.widgets._picture import pictured
 
 CHIP_COLOURS = ("#d6eaf8", "#d5f5e3", "#fdebd0", "#f5eef8", "#fadbd8")
@@ -19,6 +21,7 @@ DEFAULT_TEXT = "a handwritten seven, said with a cough 😀"
 
 def default_tokenizer(vocab_size: int = 384) -> BPETokenizer:
     """A BPE trained on the course's digit captions plus a short paragraph of prose."""
+    vocab_size = check_int("vocab_size", vocab_size, minimum=256)
     from course_lib.data import load_digits_av
 
     captions = load_digits_av("train", seed=0).captions
@@ -27,6 +30,7 @@ def default_tokenizer(vocab_size: int = 384) -> BPETokenizer:
 
 def tokens_html(table: list[tuple[int, str]]) -> str:
     """Each token as a coloured chip with its text above and its id below."""
+    table = _check_table(table)
     chips = []
     for position, (token_id, text) in enumerate(table):
         shown = html.escape(text.replace(" ", "\u00b7"))
@@ -40,8 +44,20 @@ def tokens_html(table: list[tuple[int, str]]) -> str:
     return "".join(chips)
 
 
+def _check_table(table: object) -> list[tuple[int, str]]:
+    """``token_table``'s output: a list of (id, text) pairs."""
+    if not isinstance(table, (list, tuple)) or not all(
+            isinstance(row, (list, tuple)) and len(row) == 2 and isinstance(row[1], str)
+            and isinstance(row[0], int) and not isinstance(row[0], bool) for row in table):
+        raise ArgumentTypeError(f"table must be a list of (token id, text) pairs, as "
+                                f"course_lib.text.token_table returns, got {describe(table)}")
+    return list(table)
+
+
 def count_text(text: str, table: list[tuple[int, str]]) -> str:
     """The read-out line: tokens, characters and UTF-8 bytes of ``text``."""
+    text = check_text("text", text)
+    table = _check_table(table)
     return (f"<b>{len(table)} tokens</b> for {len(text)} characters "
             f"({len(text.encode('utf-8'))} UTF-8 bytes)")
 
@@ -58,7 +74,8 @@ def tokenizer_box(tokenizer: BPETokenizer | None = None,
     Returns:
         The root widget; ``.text``, ``.count`` and ``.tokens`` (HTML widgets) are attached.
     """
-    tokenizer = default_tokenizer() if tokenizer is None else tokenizer
+    text = check_text("text", text)
+    tokenizer = default_tokenizer() if check_tokenizer(tokenizer) is None else tokenizer
     box = ipywidgets.Text(value=text, description="text", continuous_update=True,
                           layout=ipywidgets.Layout(width="90%"))
     count = ipywidgets.HTML()

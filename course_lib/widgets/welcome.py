@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from course_lib.signals import magnitude_spectrum, tone
 from course_lib.widgets._base import BlittedPlot, as_widget, live_figure, show_png
+from course_lib.widgets._checks import check_slider_value
 from course_lib.widgets._picture import pictured
 
 SAMPLE_RATE = 16000
@@ -18,10 +19,15 @@ def _spectrum(frequency_hz: float):
     return magnitude_spectrum(tone(frequency_hz, WINDOW_S, SAMPLE_RATE), SAMPLE_RATE)
 
 
+def _check_frequency(frequency_hz: object) -> float:
+    return check_slider_value("frequency_hz", frequency_hz, 0.0, SAMPLE_RATE / 2)
+
+
 class SpectrumPlot:
     """A matplotlib Figure (no pyplot) of a tone's spectrum; updates redraw only the line."""
 
     def __init__(self, frequency_hz: float) -> None:
+        frequency_hz = _check_frequency(frequency_hz)
         self.figure = Figure(figsize=(5, 2.2), dpi=72)
         self.axes = self.figure.add_subplot()
         frequencies, magnitudes = _spectrum(frequency_hz)
@@ -34,16 +40,20 @@ class SpectrumPlot:
         self.set_frequency(frequency_hz)
 
     def set_frequency(self, frequency_hz: float) -> None:
+        """Redraw the spectrum for a tone of ``frequency_hz`` (below 8 kHz, half the rate)."""
+        frequency_hz = _check_frequency(frequency_hz)
         self.line.set_ydata(_spectrum(frequency_hz)[1].numpy())
         self.label.set_text(f"peak at {frequency_hz:.0f} Hz")
 
     def png(self) -> str:
+        """The figure as base64 PNG, with the current spectrum line."""
         return self.blitted.png()
 
 
 @pictured
 def tone_explorer(frequency_hz: float = 440.0) -> ipywidgets.VBox:
     """A frequency slider; the waveform (plotly) and its spectrum (matplotlib) follow it."""
+    frequency_hz = check_slider_value("frequency_hz", frequency_hz, 100.0, 1500.0)
     slider = ipywidgets.FloatSlider(value=frequency_hz, min=100, max=1500, step=10,
                                     description="frequency (Hz)",
                                     style={"description_width": "initial"})
