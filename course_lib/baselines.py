@@ -34,7 +34,7 @@ from course_lib.evaluation import Estimate, wilson_estimate
 
 MODALITIES = ("image", "audio")
 DEGRADATIONS = ("image_noise", "snr_db", "max_shift_s")
-DEFAULT_C_GRID = (0.01, 0.1, 1.0)
+DEFAULT_C_GRID = (0.1, 0.3, 1.0)
 N_MELS = 64
 MAX_ITER = 1000
 
