@@ -1,7 +1,11 @@
 """The course's diagrams, drawn by code so that they are tested and restyle together.
 
-Each function returns a ``matplotlib.figure.Figure`` (no pyplot state): labelled boxes joined
-by arrows. :func:`box_labels` lists the labels of a drawn diagram (what the tests check).
+Each function returns a :class:`Diagram`, a ``matplotlib.figure.Figure`` (no pyplot state):
+labelled boxes joined by arrows. :func:`box_labels` lists the labels of a drawn diagram (what
+the tests check). A diagram shows itself as a PNG when it is the value of a notebook cell,
+even before pyplot has drawn anything in the kernel (matplotlib resolves its inline backend
+lazily, so a bare ``Figure`` returned by a chapter's first plotting cell would otherwise be
+stored as the text ``<Figure size ...>``).
 
 - :func:`pipeline_diagram`: encoders -> projection -> joint model (chapter 00);
 - :func:`vit_diagram`: an image to patches, a CLS token and one vector (chapter 02);
@@ -12,6 +16,7 @@ by arrows. :func:`box_labels` lists the labels of a drawn diagram (what the test
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
@@ -20,6 +25,15 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 COLOURS = {"image": "#fde0c5", "text": "#d5e8d4", "audio": "#dae8fc", "shared": "#e1d5e7",
            "plain": "#f5f5f5"}
 BOX_GID = "diagram-box"
+
+
+class Diagram(Figure):
+    """A ``Figure`` that renders itself as PNG for IPython (``_repr_png_``)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def flow_diagram(boxes: Sequence[tuple[str, tuple[float, float], str]],
@@ -44,7 +58,7 @@ def flow_diagram(boxes: Sequence[tuple[str, tuple[float, float], str]],
     for start, end in arrows:
         if not (0 <= start < len(boxes) and 0 <= end < len(boxes)):
             raise ValueError(f"arrow ({start}, {end}) points outside the {len(boxes)} boxes")
-    fig = Figure(figsize=size)
+    fig = Diagram(figsize=size)
     ax = fig.add_axes((0, 0, 1, 0.9))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -146,7 +160,7 @@ def clip_matrix_diagram(n: int = 4) -> Figure:
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 12:
         raise ValueError(f"n must be an integer from 2 to 12, got {n!r}")
-    fig = Figure(figsize=(4.8, 4.6))
+    fig = Diagram(figsize=(4.8, 4.6))
     ax = fig.add_axes((0.2, 0.05, 0.75, 0.75))
     ax.set_xlim(0, n)
     ax.set_ylim(n, 0)

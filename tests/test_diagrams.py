@@ -63,6 +63,18 @@ def test_clip_matrix_marks_exactly_the_diagonal():
     assert sorted(green) == [(k, k) for k in range(5)]
 
 
+@pytest.mark.parametrize("make", [pipeline_diagram, vit_diagram, audio_frontend_diagram,
+                                  qkv_diagram, clip_matrix_diagram])
+def test_a_diagram_displays_as_png_in_a_kernel_that_has_not_used_pyplot(make):
+    # IPython's own PNG formatter, with no inline backend registered: what a chapter's first
+    # cell gets when a diagram comes before any pyplot figure.
+    from IPython.core.formatters import PNGFormatter
+
+    png = PNGFormatter()(make())
+    assert isinstance(png, bytes) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert PNGFormatter()(Figure()) is None  # a bare Figure has no picture of its own
+
+
 @pytest.mark.parametrize("n", [1, 13, 2.5, True])
 def test_clip_matrix_rejects_bad_sizes(n):
     with pytest.raises(ValueError, match="n must be"):

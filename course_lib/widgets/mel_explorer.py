@@ -94,7 +94,7 @@ def mel_explorer(waveform: torch.Tensor | None = None, sample_rate: int = 16000,
         # An invisible scatter whose only job is to draw the colour bar.
         go.Scatter(x=[None], y=[None], mode="markers", hoverinfo="skip", marker={
             "color": [0.0, 1.0], "colorscale": COLOURS.capitalize(), "showscale": True,
-            "colorbar": {"title": {"text": "log power (nats)"}}}),
+            "colorbar": {"title": {"text": "ln(mel power)"}}}),
     ])
     figure.update_layout(width=720, height=380, showlegend=False,
                          margin={"t": 50, "b": 50, "l": 60, "r": 10})
