@@ -32,7 +32,7 @@ STFT_TEACHING_CHAPTERS = {
     "07": "counts frames from first principles: centre padding of torch.stft",
 }
 # Chapters whose audio features come from LogMelFrontEnd (they state its settings in one line):
-FRONT_END_CHAPTERS = ("04", "05", "06", "07", "08")
+FRONT_END_CHAPTERS = ("01", "04", "05", "06", "07", "08")
 
 
 def _chapter(path: Path) -> str:
