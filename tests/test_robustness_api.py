@@ -23,17 +23,15 @@ import course_lib
 # below course_lib, e.g. "widgets.*" matches course_lib.widgets.tokenizer_box.)
 PENDING = (
     # being rewritten elsewhere at the moment
-    "audio", "contrastive", "env", "widgets", "widgets.*",
+    "audio", "contrastive", "widgets", "widgets.*",
     "checks.ch04", "checks.ch05", "checks.ch06",
     # not covered yet (the validation layer is not applied to them yet either):
-    "fusion_*",  # fusion_tools: chapter 05's tokenizer, measurements and playground logic
     # architectures: decoder covered; the float64 and width fixes of flamingo, llava and
     # unified are tested in test_robustness_architectures.py, their full properties not yet
     "architectures.codebook", "architectures.digit_chat", "architectures.flamingo",
     "architectures.gates", "architectures.llava", "architectures.sizing",
     "architectures.training", "architectures.unified",
     "checks.ch01", "checks.ch02", "checks.ch03", "checks.ch07",  # the exercises' checkers
-    "attention_task", "benchmark", "diagrams",
 )
 
 
