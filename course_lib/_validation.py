@@ -308,6 +308,29 @@ def check_sequence(name: str, value: Any, *, of: str = "items", min_length: int 
     return list(value)
 
 
+def check_fields(owner: object, tensors: Sequence[str], lists: Sequence[str] = ()) -> None:
+    """The named fields of a record (a dataclass of one row per example) agree on N.
+
+    Each name in ``tensors`` must be a tensor of at least one dimension, each in ``lists`` a
+    list; all of them must have the same length N (their first dimension).
+    """
+    rows = {}
+    for name in tensors:
+        value = getattr(owner, name)
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            raise ArgumentTypeError(f"{name} must be a tensor with one row per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    for name in lists:
+        value = getattr(owner, name)
+        if not isinstance(value, list):
+            raise ArgumentTypeError(f"{name} must be a list with one entry per example, got "
+                                    f"{describe(value)}")
+        rows[name] = len(value)
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"the fields must all have N rows, got {rows}")
+
+
 def as_indices(name: str, value: Any, length: int) -> torch.Tensor:
     """Positions into something of ``length`` items, from indices *or* a boolean mask.
 

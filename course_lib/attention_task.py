@@ -20,7 +20,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_int,
+    check_tensor,
+    describe,
+    to_weights_dtype,
+)
 from course_lib.attention import MultiHeadSelfAttention, causal_mask
+from course_lib.attention_masks import _check_device
 from course_lib.data.mosaic import NUM_TILES, TILE_SIZE, DigitMosaics
 from course_lib.train import History, train
 
@@ -35,6 +43,12 @@ class MosaicModelConfig:
     num_heads: int = 1
     hidden: int = 64
 
+    def __post_init__(self) -> None:
+        for name in ("dim", "num_heads", "hidden"):
+            check_int(name, getattr(self, name), minimum=1, maximum=4096)
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+
 
 class MosaicQuestionModel(nn.Module):
     """Four image tokens and one question token, one self-attention layer, a digit classifier.
@@ -47,6 +61,8 @@ class MosaicQuestionModel(nn.Module):
 
     def __init__(self, config: MosaicModelConfig = MosaicModelConfig()) -> None:
         super().__init__()
+        if not isinstance(config, MosaicModelConfig):
+            raise ArgumentTypeError(f"config must be a MosaicModelConfig, got {describe(config)}")
         if config.dim % config.num_heads:
             raise ValueError(f"config.dim {config.dim} is not divisible by config.num_heads "
                              f"{config.num_heads}")
@@ -63,13 +79,16 @@ class MosaicQuestionModel(nn.Module):
         self.question_attention: Tensor | None = None
 
     def tokens(self, tiles: Tensor, questions: Tensor) -> Tensor:
-        """The sequence [4 tile tokens, 1 question token], (B, 5, dim)."""
-        if tiles.ndim != 4 or tuple(tiles.shape[1:]) != (NUM_TILES, TILE_SIZE, TILE_SIZE):
-            raise ValueError(f"tiles must be (B, {NUM_TILES}, {TILE_SIZE}, {TILE_SIZE}), got "
-                             f"{tuple(tiles.shape)}")
-        if questions.shape != tiles.shape[:1] or questions.dtype != torch.int64:
-            raise ValueError(f"questions must be int64 of shape ({tiles.shape[0]},), got "
-                             f"{questions.dtype} {tuple(questions.shape)}")
+        """The sequence [4 tile tokens, 1 question token], (B, 5, dim).
+
+        Float tiles of any floating dtype (or a numpy array) are cast to the weights' dtype;
+        questions must be integers (any integer dtype).
+        """
+        dims: dict = {}
+        tiles = to_weights_dtype("tiles", tiles, self, kind="float", finite=True,
+                                 shape=("B", NUM_TILES, TILE_SIZE, TILE_SIZE), dims=dims)
+        questions = check_tensor("questions", questions, kind="int", shape=("B",), dims=dims)
+        questions = questions.long().to(tiles.device)
         if len(questions) and (questions.min() < 0 or questions.max() >= NUM_TILES):
             raise ValueError(f"questions must be in 0..{NUM_TILES - 1}, got values in "
                              f"{questions.min().item()}..{questions.max().item()}")
@@ -88,15 +107,24 @@ class MosaicQuestionModel(nn.Module):
         tokens = self.tokens(tiles, questions)
         padding = None
         if tile_mask is not None:
-            if tile_mask.shape != (len(tiles), NUM_TILES) or tile_mask.dtype != torch.bool:
-                raise ValueError(f"tile_mask must be bool of shape ({len(tiles)}, {NUM_TILES}),"
-                                 f" got {tile_mask.dtype} {tuple(tile_mask.shape)}")
+            tile_mask = check_tensor("tile_mask", tile_mask, kind="bool",
+                                     shape=(len(tokens), NUM_TILES)).to(tokens.device)
             keep_question = torch.ones_like(tile_mask[:, :1])
             padding = torch.cat([tile_mask, keep_question], dim=1)  # (B, 5)
         attended = self.attention(self.norm(tokens), attention_mask=self.mask,
                                   padding_mask=padding)
         self.question_attention = self.attention.last_weights[:, :, -1].mean(1)  # (B, 5)
         return self.classifier(tokens[:, -1] + attended[:, -1])
+
+
+def _check_model_and_data(model: object, data: object, name: str) -> None:
+    if not isinstance(model, MosaicQuestionModel):
+        raise ArgumentTypeError(f"model must be a MosaicQuestionModel, got {describe(model)}")
+    if not isinstance(data, DigitMosaics):
+        raise ArgumentTypeError(f"{name} must be DigitMosaics (make_digit_mosaics), got "
+                                f"{describe(data)}")
+    if len(data) == 0:
+        raise ValueError(f"{name} must hold at least one mosaic")
 
 
 @dataclass
@@ -116,7 +144,15 @@ class MosaicEvaluation:
 @torch.no_grad()
 def evaluate_mosaic_model(model: MosaicQuestionModel, data: DigitMosaics,
                           tile_mask: Tensor | None = None) -> MosaicEvaluation:
-    """Accuracy on ``data`` and the mean attention mass on the image tiles and the right tile."""
+    """Accuracy on ``data`` and the mean attention mass on the image tiles and the right tile.
+
+    Shape: ``tile_mask`` (N, 4) bool, True = the question may attend to the tile.
+
+    Raises:
+        ValueError / TypeError: naming ``model`` (not a MosaicQuestionModel), ``data`` (not
+            DigitMosaics, or empty) or ``tile_mask`` (not a bool (N, 4) tensor).
+    """
+    _check_model_and_data(model, data, "data")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -147,9 +183,9 @@ def train_mosaic_model(model: MosaicQuestionModel, train_data: DigitMosaics,
     batch), and ``monitor_accuracy``, ``monitor_mass_on_answer_tile`` measured on
     ``monitor_data`` (a held-out set).
     """
-    if len(monitor_data) == 0:
-        raise ValueError("monitor_data must hold at least one mosaic")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    _check_model_and_data(model, monitor_data, "monitor_data")
+    _check_model_and_data(model, train_data, "train_data")
+    device = _check_device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     tensors = [train_data.tiles.to(device), train_data.questions.to(device),
                train_data.answers.to(device)]

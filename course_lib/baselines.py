@@ -4,7 +4,8 @@ A logistic regression on one modality of :func:`course_lib.data.load_digits_av`:
 of an image, or the flattened log-mel spectrogram of a clip (16 kHz, window 400, hop 160,
 64 mel bands, 101 frames: 6,464 numbers per clip, from the course's audio front-end
 :class:`course_lib.audio.LogMelFrontEnd`, settings in :data:`AUDIO_FRONT_END`). Features are
-standardised (mean 0, variance 1 per feature, from the training examples) and the model has an L2 penalty whose inverse strength is ``C``.
+standardised (mean 0, variance 1 per feature, from the training examples) and the model has an
+L2 penalty whose inverse strength is ``C``.
 
 The recipe keeps the three splits apart:
 

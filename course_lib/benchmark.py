@@ -28,6 +28,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_choice,
+    check_int,
+    check_number,
+    check_tensor,
+    describe,
+    to_weights_dtype,
+)
 from course_lib.architectures import (
     DecoderLM,
     FlamingoLikeModel,
@@ -38,15 +47,15 @@ from course_lib.architectures import (
     next_token_loss,
     splice_image_tokens,
 )
-from course_lib.budget import attention_cost, mlp_cost
+from course_lib.attention_masks import _check_device
 from course_lib.data import DIGIT_NAMES, load_digits_av
 from course_lib.fusion import EarlyFusion, HybridFusion, LateFusion, zero_fill
 from course_lib.fusion_tools import DigitTokenizer
-from course_lib.train import Callback, History, TrainState, count_parameters, train
+from course_lib.train import Callback, History, TrainState, train
 
 __all__ = ["DESIGNS", "WORDS", "IMAGE_ID", "DIGIT_IDS", "PROMPT", "DigitTask", "load_digit_task",
            "DualEncoderClassifier", "build_design", "digit_logits", "design_loss",
-           "pretrain_digit_lm", "train_design", "evaluate_design", "design_cost"]
+           "pretrain_digit_lm", "train_design", "evaluate_design", "design_cost"]  # noqa: F822
 
 DESIGNS = ("early", "late", "hybrid", "dual encoder", "LLaVA-like", "Flamingo-like", "Thinker")
 WORDS = ("what", "digit", "is", "this", "?", *DIGIT_NAMES, "<image>")
@@ -65,6 +74,9 @@ class DigitTask:
     labels: Tensor
 
     def __post_init__(self) -> None:
+        check_tensor("labels", self.labels, kind="int", ndim=1)
+        for name in ("image", "audio"):
+            check_tensor(name, getattr(self, name), finite=True)
         n = len(self.labels)
         for name, tensor in (("image", self.image), ("audio", self.audio)):
             if tensor.dim() != 3 or tensor.shape[-1] != INPUT_DIM or len(tensor) != n:
@@ -72,6 +84,8 @@ class DigitTask:
                                  f"{tuple(tensor.shape)}")
 
     def to(self, device: torch.device | str) -> DigitTask:
+        """The same split with its three tensors on ``device``."""
+        device = _check_device(device)
         return DigitTask(self.image.to(device), self.audio.to(device), self.labels.to(device))
 
 
@@ -84,10 +98,8 @@ def load_digit_task(image_noise: float = 0.5, seed: int = 0
     Returns:
         ``{split: DigitTask}`` and the noisy test images (N_test, 1, 64).
     """
-    if not (isinstance(image_noise, (int, float)) and math.isfinite(image_noise)
-            and image_noise > 0):
-        raise ValueError(f"image_noise must be a positive standard deviation, got "
-                         f"{image_noise!r}")
+    image_noise = check_number("image_noise", image_noise, above=0, maximum=100)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
     raw = {split: load_digits_av(split, seed=seed) for split in ("fit", "validation", "test")}
     noisy = load_digits_av("test", seed=seed, image_noise=float(image_noise))
     if not torch.equal(noisy.clip_indices, raw["test"].clip_indices):
@@ -97,6 +109,14 @@ def load_digit_task(image_noise: float = 0.5, seed: int = 0
     tasks = {split: DigitTask(*tokenizer(data.images, data.waveforms).values(), data.labels)
              for split, data in raw.items()}
     return tasks, tokenizer.image_tokens(noisy.images)
+
+
+def _check_tokens(name: str, tokens: Tensor, model: nn.Module, width: int) -> Tensor:
+    """A (B, T, width) float input of ``model``, cast to its weights' dtype."""
+    tokens = to_weights_dtype(name, tokens, model, ndim=3)
+    if tokens.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (B, T, {width}), got {tuple(tokens.shape)}")
+    return tokens
 
 
 class DualEncoderClassifier(nn.Module):
@@ -113,6 +133,10 @@ class DualEncoderClassifier(nn.Module):
     def __init__(self, input_dim: int = INPUT_DIM, embed_dim: int = 32,
                  hidden_dim: int = 64) -> None:
         super().__init__()
+        for name, size in (("input_dim", input_dim), ("embed_dim", embed_dim),
+                           ("hidden_dim", hidden_dim)):
+            check_int(name, size, minimum=1, maximum=4096)
+        self.input_dim = input_dim
         self.towers = nn.ModuleDict({name: nn.Sequential(
             nn.Linear(input_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, embed_dim))
             for name in ("image", "audio")})
@@ -120,6 +144,9 @@ class DualEncoderClassifier(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
 
     def embed(self, name: str, tokens: Tensor) -> Tensor:
+        """One modality's unit embeddings: tokens (B, T, D) -> (B, embed_dim)."""
+        check_choice("name", name, ("image", "audio"))
+        tokens = _check_tokens(f"{name} tokens", tokens, self, self.input_dim)
         return F.normalize(self.towers[name](tokens.mean(dim=1)), dim=-1)
 
     def forward(self, image: Tensor | None, audio: Tensor | None) -> Tensor:
@@ -130,6 +157,11 @@ class DualEncoderClassifier(nn.Module):
         return sum(self.log_scale.exp() * self.embed(n, t) @ classes.T for n, t in present)
 
     def loss(self, image: Tensor, audio: Tensor, labels: Tensor) -> Tensor:
+        """Each tower's class loss plus CLIP's symmetric InfoNCE between the two towers."""
+        labels = check_tensor("labels", labels, kind="int", ndim=1)
+        for name, tokens in (("image", image), ("audio", audio)):
+            if _check_tokens(name, tokens, self, self.input_dim).shape[0] != len(labels):
+                raise ValueError(f"{name} has {len(tokens)} rows but labels has {len(labels)}")
         classes = F.normalize(self.class_embeddings, dim=-1)
         e_image, e_audio = self.embed("image", image), self.embed("audio", audio)
         scale = self.log_scale.exp()
@@ -199,6 +231,14 @@ def _head(model: nn.Module) -> nn.Module:
     return model.head if isinstance(model, Thinker) else model.language_model.head
 
 
+def _check_design(model: object) -> None:
+    designs = (EarlyFusion, LateFusion, HybridFusion, DualEncoderClassifier, Thinker,
+               LlavaLikeModel, FlamingoLikeModel)
+    if not isinstance(model, designs):
+        raise ArgumentTypeError(f"model must be one of the benchmark's designs (build_design), "
+                                f"got {describe(model)}")
+
+
 def digit_logits(model: nn.Module, image: Tensor | None, audio: Tensor | None) -> Tensor:
     """Each design's score of the 10 digits; a missing modality is ``None``.
 
@@ -207,6 +247,10 @@ def digit_logits(model: nn.Module, image: Tensor | None, audio: Tensor | None) -
 
     Shape: image (B, 1, 64), audio (B, 5, 64) -> (B, 10).
     """
+    _check_design(model)
+    for name, tokens in (("image", image), ("audio", audio)):
+        if tokens is not None:
+            check_tensor(name, tokens, ndim=3)
     if isinstance(model, EarlyFusion):
         given = {n: t for n, t in (("image", image), ("audio", audio)) if t is not None}
         return model(zero_fill(given, model.input_dims))
@@ -225,6 +269,8 @@ def design_loss(model: nn.Module, image: Tensor, audio: Tensor, labels: Tensor) 
     classifiers (late fusion: each modality's own, decision-level), the InfoNCE + class loss
     for the dual encoder, and next-token loss on the answer word (the only scored label) for
     the language-model designs, over the full vocabulary as their recipes train."""
+    _check_design(model)
+    labels = check_tensor("labels", labels, kind="int", ndim=1)
     if isinstance(model, LateFusion):
         return model.loss({"image": image, "audio": audio}, labels)
     if isinstance(model, DualEncoderClassifier):
@@ -244,6 +290,10 @@ def pretrain_digit_lm(*, seed: int, device: torch.device | str, steps: int = 100
 
     Returns the model (on ``device``) and its training history.
     """
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    device = _check_device(device)
+    steps = check_int("steps", steps, minimum=1, maximum=100_000)
+    dim = check_int("dim", dim, minimum=4, maximum=4096)
     generator = torch.Generator().manual_seed(seed)
     digits = torch.randint(0, NUM_CLASSES, (steps * 16,), generator=generator)  # 4 epochs
     names = DIGIT_IDS[digits][:, None]
@@ -279,6 +329,9 @@ def train_design(model: nn.Module, fit: DigitTask, validation: DigitTask, *, epo
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    _check_design(model)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    device = _check_device(device)
     for name, split in (("fit", fit), ("validation", validation)):
         if not isinstance(split, DigitTask):
             raise ValueError(f"{name} must be a DigitTask, got {type(split).__name__}")
@@ -303,8 +356,10 @@ def train_design(model: nn.Module, fit: DigitTask, validation: DigitTask, *, epo
 def evaluate_design(model: nn.Module, test: DigitTask, noisy_images: Tensor) -> dict[str, float]:
     """Test accuracy: clean, image missing, audio missing, and with ``noisy_images``
     (N, 1, 64) in place of the clean ones."""
+    _check_design(model)
     if not isinstance(test, DigitTask):
         raise ValueError(f"test must be a DigitTask, got {type(test).__name__}")
+    noisy_images = check_tensor("noisy_images", noisy_images)
     if noisy_images.shape != test.image.shape:
         raise ValueError(f"noisy_images must have the shape of test.image "
                          f"{tuple(test.image.shape)}, got {tuple(noisy_images.shape)}")
@@ -317,83 +372,14 @@ def evaluate_design(model: nn.Module, test: DigitTask, noisy_images: Tensor) -> 
             for name, given in cases.items()}
 
 
-def _linear(tokens: int, d_in: int, d_out: int) -> int:
-    return 2 * tokens * d_in * d_out  # a Linear layer on `tokens` positions, 2 FLOPs per MAC
+def __getattr__(name: str):
+    """:func:`design_cost` lives in :mod:`course_lib.benchmark_costs`; importable from here."""
+    if name == "design_cost":
+        from course_lib.benchmark_costs import design_cost
+
+        return design_cost
+    raise AttributeError(f"module 'course_lib.benchmark' has no attribute {name!r}")
 
 
-def _sequential(layers: nn.Sequential) -> int:
-    return sum(_linear(1, m.in_features, m.out_features) for m in layers
-               if isinstance(m, nn.Linear))
-
-
-def _lm_cost(lm: DecoderLM, length: int) -> tuple[int, int]:
-    ff = lm.blocks[0].gate_proj.out_features
-    attention = attention_cost(length, lm.dim, len(lm.blocks)).total_flops
-    return attention, mlp_cost(length, lm.dim, ff, len(lm.blocks), gated=True) + _linear(
-        1, lm.dim, lm.vocab_size)
-
-
-def design_cost(model: nn.Module, image_tokens: int = 1, audio_tokens: int = 5
-                ) -> dict[str, int | None]:
-    """Parameters, the LM's sequence length and the FLOPs of one answer (batch of one).
-
-    FLOPs: 2 per multiply-add of every matrix product: attention (:func:`attention_cost`:
-    Q/K/V/output projections and the dense score and value products), feed-forward stacks
-    (:func:`mlp_cost`) and every other Linear layer (input projections, classifier MLPs,
-    heads at the one answer position). Not counted: norms, activations, softmax, pooling,
-    embedding look-ups, biases (as ``torch.utils.flop_counter`` counts).
-
-    Returns:
-        ``parameters``, ``trainable``, ``lm sequence`` (None without an LM),
-        ``attention flops``, ``mlp flops`` (every non-attention matrix product), ``flops``.
-    """
-    lm_length = None
-    tokens = image_tokens + audio_tokens
-    if isinstance(model, EarlyFusion):
-        attention, mlp = 0, _sequential(model.net)
-    elif isinstance(model, LateFusion):
-        attention, mlp = 0, sum(_sequential(m) for m in model.models.values())
-    elif isinstance(model, DualEncoderClassifier):  # two towers, then 10 cosines each
-        attention = 0
-        mlp = sum(_sequential(m) + _linear(1, m[-1].out_features, NUM_CLASSES)
-                  for m in model.towers.values())
-    elif isinstance(model, HybridFusion):
-        d, depth = model.d_model, len(model.blocks)
-        ff = model.blocks[0].feed_forward[0].out_features
-        length = 1 + tokens  # the fusion token, then every modality token
-        attention = attention_cost(length, d, depth).total_flops
-        mlp = mlp_cost(length, d, ff, depth, gated=False) + _linear(tokens, INPUT_DIM, d) + \
-            _linear(1, d, NUM_CLASSES)
-    elif isinstance(model, Thinker):
-        d, depth = model.dim, len(model.blocks)
-        ff = model.blocks[0].feed_forward[0].out_features
-        lm_length = tokens + len(PROMPT) - 1
-        attention = attention_cost(lm_length, d, depth).total_flops
-        mlp = mlp_cost(lm_length, d, ff, depth, gated=False) + _linear(tokens, INPUT_DIM, d) + \
-            _linear(1, d, model.vocab_size)
-    elif isinstance(model, LlavaLikeModel):
-        lm, d = model.language_model, model.language_model.dim
-        lm_length = tokens + len(PROMPT) - 1
-        attention, mlp = _lm_cost(lm, lm_length)
-        mlp += _linear(tokens, INPUT_DIM, d) + _linear(tokens, d, d)  # the 2-layer projector
-    elif isinstance(model, FlamingoLikeModel):
-        lm, resampler = model.language_model, model.resampler
-        lm_length = len(PROMPT)
-        attention, mlp = _lm_cost(lm, lm_length)
-        latents = resampler.latents.shape[0]
-        for layer in resampler.layers:  # latents attend to [media; latents]
-            attention += attention_cost(latents, INPUT_DIM, 1, key_length=tokens + latents
-                                        ).total_flops
-            mlp += mlp_cost(latents, INPUT_DIM, layer["feed_forward"][0].out_features, 1,
-                            gated=False)
-        for block in model.cross_blocks:  # every text token attends to the latents
-            attention += attention_cost(lm_length, lm.dim, 1, key_length=latents).total_flops
-            mlp += mlp_cost(lm_length, lm.dim, block.feed_forward[0].out_features, 1,
-                            gated=False)
-    else:
-        raise ValueError(f"model must be one of the benchmark's designs, got "
-                         f"{type(model).__name__}")
-    return {"parameters": count_parameters(model),
-            "trainable": count_parameters(model, trainable_only=True),
-            "lm sequence": lm_length, "attention flops": attention, "mlp flops": mlp,
-            "flops": attention + mlp}
+def __dir__() -> list[str]:
+    return sorted([*globals(), "design_cost"])

@@ -277,7 +277,7 @@ def calculate_budget(context_length: int | None = None, num_images: int | None =
             per_image, audio, details = _preset_counts(chosen, num_images, height, width,
                                                        audio_seconds)
         else:
-            if downsampling not in DOWNSAMPLING_STACKS:
+            if not isinstance(downsampling, str) or downsampling not in DOWNSAMPLING_STACKS:
                 raise ValueError(f"downsampling must be one of {tuple(DOWNSAMPLING_STACKS)}, "
                                  f"got {downsampling!r}")
             front_end = AudioFrontEnd(n_fft=n_fft, hop_length=hop_length, framing=framing,

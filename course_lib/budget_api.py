@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from course_lib.budget_counts import TokenCount, _check_seconds, _check_size
+from course_lib._validation import check_choice
+from course_lib.budget_counts import TokenCount, _check_seconds
+from course_lib.budget_processors import _check_image
 
 RULES_READ_ON = "2026-12-01"
 OPENAI_VISION_PAGE = "https://platform.openai.com/docs/guides/vision (Calculating costs)"
@@ -36,11 +38,11 @@ def gpt4o_image_tokens(height: int, width: int, detail: str = "high") -> int:
     examples on the page: 1024 x 1024 -> 765; 2048 x 4096 -> 1105; any size at low -> 85.
 
     Raises:
-        ValueError: a non-positive size, or ``detail`` not ``"low"`` / ``"high"``.
+        ValueError: naming the argument: a size that is not an integer from 1 to 2**20, or
+            ``detail`` not ``"low"`` / ``"high"``.
     """
-    height, width = _check_size(height, width)
-    if detail not in ("low", "high"):
-        raise ValueError(f"detail must be 'low' or 'high', got {detail!r}")
+    height, width = _check_image(height, width)
+    check_choice("detail", detail, ("low", "high"))
     if detail == "low":
         return 85
     height, width = _scale_to_fit(height, width, 2048, 2048)
@@ -57,7 +59,7 @@ def claude_image_tokens(height: int, width: int) -> int:
     pixels). The page's table: 200 x 200 -> ~54, 1000 x 1000 -> ~1334, 1092 x 1092 -> ~1590
     (rounded up here). Newer models may accept larger images: check the page.
     """
-    height, width = _check_size(height, width)
+    height, width = _check_image(height, width)
     height, width = _scale_to_fit(height, width, 1568, 1568)
     if height * width > 1600 * 750:
         scale = math.sqrt(1600 * 750 / (height * width))
@@ -72,7 +74,7 @@ def gemini_image_tokens(height: int, width: int) -> int:
     counted as 258 tokens"; the page does not give the tiling formula, so this counts
     ceil(W / 768) x ceil(H / 768) tiles (an assumption: use the API's count_tokens to check).
     """
-    height, width = _check_size(height, width)
+    height, width = _check_image(height, width)
     if height <= 384 and width <= 384:
         return 258
     return 258 * math.ceil(height / 768) * math.ceil(width / 768)
@@ -90,7 +92,12 @@ class ApiImages:
     api: str
     detail: str = "high"
 
+    def __post_init__(self) -> None:
+        check_choice("api", self.api, ("gpt-4o", "claude", "gemini"))
+        check_choice("detail", self.detail, ("low", "high"))
+
     def tokens(self, height: int, width: int) -> TokenCount:
+        """The API's documented count for one ``height x width`` image (all context)."""
         if self.api == "gpt-4o":
             return TokenCount(context=gpt4o_image_tokens(height, width, self.detail))
         if self.api == "claude":
@@ -100,6 +107,8 @@ class ApiImages:
         raise ValueError(f"api must be 'gpt-4o', 'claude' or 'gemini', got {self.api!r}")
 
     def describe(self, height: int, width: int) -> str:
+        """One line naming the rule and when its page was read."""
+        _check_image(height, width)
         return f"{self.api} billing rule (documentation read {RULES_READ_ON})"
 
 
@@ -108,7 +117,10 @@ class ApiAudio:
     """Gemini's audio rule (32 tokens per second) as a preset's audio front end."""
 
     def tokens(self, seconds: float) -> TokenCount:
+        """32 context tokens per second of the clip."""
         return TokenCount(context=gemini_audio_tokens(seconds))
 
     def describe(self, seconds: float) -> str:
+        """One line: the clip's length times Gemini's rate."""
+        seconds = _check_seconds(seconds)
         return f"{seconds:g} s x 32 tokens/s (Gemini's documented rate)"

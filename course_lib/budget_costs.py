@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from course_lib._validation import check_flag
 from course_lib.budget_counts import _check_int
 
 
@@ -23,6 +24,10 @@ class AttentionCost:
     score_flops: int  # Q K^T and weights @ V: quadratic in the sequence length
     projection_flops: int  # the Q, K, V and output projections: linear in it
     kv_cache_bytes: int
+
+    def __post_init__(self) -> None:
+        for name in ("score_flops", "projection_flops", "kv_cache_bytes"):
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), 0))
 
     @property
     def total_flops(self) -> int:
@@ -70,6 +75,7 @@ def mlp_cost(sequence_length: int, width: int, ffn_width: int, depth: int,
     _check_int("width", width, 1)
     _check_int("ffn_width", ffn_width, 1)
     _check_int("depth", depth, 0)
+    gated = check_flag("gated", gated)
     return depth * (6 if gated else 4) * sequence_length * width * ffn_width
 
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 IMAGE_MODES = ("cls", "patches", "patches+cls", "resampler")
 FRAMINGS = ("centre", "centre-drop-last", "no-padding")
 ConvLayer = tuple[int, int, int]  # (kernel_size, stride, padding)
@@ -22,9 +24,11 @@ STRIDE2_CONV: ConvLayer = (3, 2, 1)
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """An integer (Python or numpy, not bool) of at least ``minimum``, as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 MAX_SECONDS = 10**7  # about 116 days of audio: beyond it no count is meaningful
@@ -34,6 +38,9 @@ MAX_LAYERS = 10_000  # layers in one downsampling stack
 def _check_seconds(seconds: object, name: str = "seconds") -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise ValueError(f"{name} must be a number of seconds, got {seconds!r}")
+    if isinstance(seconds, int) and seconds > MAX_SECONDS:  # before float(): 10**400 overflows
+        raise ValueError(f"{name} must be at most {MAX_SECONDS:,} s (about 116 days), got "
+                         f"an integer of {len(str(seconds))} digits")
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {seconds!r}")
     if seconds > MAX_SECONDS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from course_lib._validation import ArgumentTypeError, check_choice, check_text, describe
 from course_lib.budget_api import (
     CLAUDE_VISION_PAGE,
     GEMINI_TOKENS_PAGE,
@@ -24,8 +25,8 @@ from course_lib.budget_api import (
 from course_lib.budget_counts import (
     AudioFrontEnd,
     TokenCount,
+    _check_int,
     _check_seconds,
-    _check_size,
     seconds_to_samples,
 )
 from course_lib.budget_processors import (
@@ -36,6 +37,7 @@ from course_lib.budget_processors import (
     Qwen2VLImages,
     ResamplerImages,
     WhisperWindows,
+    _check_image,
 )
 
 KINDS = ("course", "open", "paper", "api")
@@ -57,10 +59,18 @@ class FrontEndAudio:
 
     front_end: AudioFrontEnd
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.front_end, AudioFrontEnd):
+            raise ArgumentTypeError(f"front_end must be an AudioFrontEnd, got "
+                                    f"{describe(self.front_end)}")
+
     def tokens(self, seconds: float) -> TokenCount:
+        """The front end's tokens for a clip of ``seconds``, all in the context."""
         return TokenCount(context=self.front_end.tokens(seconds))
 
     def describe(self, seconds: float) -> str:
+        """One line: seconds -> STFT frames -> tokens."""
+        seconds = _check_seconds(seconds)
         samples = seconds_to_samples(seconds, self.front_end.sample_rate)
         frames = self.front_end.frames(samples) if samples else 0
         return f"{seconds:g} s -> {frames} STFT frames -> {self.front_end.tokens(seconds)} tokens"
@@ -87,6 +97,19 @@ class Preset:
     audio: AudioRule | None = None
     context_length: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("name", "source", "summary"):
+            check_text(name, getattr(self, name))
+        check_choice("kind", self.kind, KINDS)
+        for name, rule in (("image", self.image), ("audio", self.audio)):
+            if rule is not None and not all(callable(getattr(rule, method, None))
+                                            for method in ("tokens", "describe")):
+                raise ArgumentTypeError(f"{name} must be a rule with tokens() and describe() "
+                                        f"(or None), got {describe(rule)}")
+        if self.context_length is not None:
+            object.__setattr__(self, "context_length",
+                               _check_int("context_length", self.context_length, 1))
+
     def image_tokens(self, height: int, width: int) -> TokenCount:
         """Tokens of one ``height x width`` image (pixels), after the model's own resizing.
 
@@ -94,7 +117,7 @@ class Preset:
             ValueError: a non-positive size, a size the model refuses, or a preset that takes
                 no images.
         """
-        _check_size(height, width)
+        _check_image(height, width)
         if self.image is None:
             raise ValueError(f"preset {self.name!r} takes no images (argument height/width)")
         return self.image.tokens(height, width)
@@ -196,6 +219,5 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(preset: str) -> Preset:
     """The :data:`PRESETS` entry called ``preset``; ValueError naming the argument if unknown."""
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
-    return PRESETS[preset]
+    check_text("preset", preset)
+    return PRESETS[check_choice("preset", preset, tuple(PRESETS))]

@@ -12,8 +12,10 @@ durations. Every ``tokens`` method returns a :class:`~course_lib.budget_counts.T
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from course_lib._validation import ArgumentTypeError, check_number, check_text, describe
 from course_lib.budget_counts import (
     TokenCount,
     _check_int,
@@ -24,6 +26,33 @@ from course_lib.budget_counts import (
 
 SAMPLE_RATE = 16000
 WHISPER_WINDOW_SAMPLES = 30 * SAMPLE_RATE  # WhisperFeatureExtractor: chunk_length 30 s
+MAX_SIDE = 2**20  # pixels on one side of an image (a million): beyond it no rule is meaningful
+MAX_CANDIDATES = 10_000  # canvases best_fit_resolution compares
+
+
+def _count(value: int) -> str:
+    """``1,048,576``, or the number of digits of a count too long to print."""
+    return f"{value:,}" if value < 10**18 else f"an integer of {len(str(value))} digits"
+
+
+def _check_image(height: object, width: object) -> tuple[int, int]:
+    """An image size in pixels: integers from 1 to :data:`MAX_SIDE` (floats cannot hold the
+    products of larger ones)."""
+    height, width = _check_size(height, width)
+    for name, side in (("height", height), ("width", width)):
+        if side > MAX_SIDE:
+            raise ValueError(f"{name} must be at most {MAX_SIDE:,} pixels, got {_count(side)}")
+    return height, width
+
+
+def _check_sizes(owner: object, minimums: dict[str, int]) -> None:
+    """The integer fields of a rule, each at least its minimum (a dataclass' __post_init__)."""
+    for name, minimum in minimums.items():
+        value = _check_int(name, getattr(owner, name), minimum)
+        if value > MAX_SIDE * MAX_SIDE:
+            raise ValueError(f"{name} must be at most {MAX_SIDE * MAX_SIDE:,}, got "
+                             f"{_count(value)}")
+        object.__setattr__(owner, name, value)
 
 
 # ----------------------------------------------------------------------------- resize rules
@@ -41,10 +70,18 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 31
         ``(resized_height, resized_width)`` in pixels.
 
     Raises:
-        ValueError: a non-positive size, or an aspect ratio over 200.
+        ValueError: naming the argument: a size that is not an integer from 1 to 2**20, a
+            ``factor``, ``min_pixels`` or ``max_pixels`` that is not a positive integer (or
+            ``min_pixels`` above ``max_pixels``), or an aspect ratio over 200.
     """
-    height, width = _check_size(height, width)
-    _check_int("factor", factor, 1)
+    height, width = _check_image(height, width)
+    factor = _check_int("factor", factor, 1)
+    if factor > MAX_SIDE:
+        raise ValueError(f"factor must be at most {MAX_SIDE:,} pixels, got {_count(factor)}")
+    min_pixels = _check_int("min_pixels", min_pixels, 1)
+    max_pixels = _check_int("max_pixels", max_pixels, 1)
+    if min_pixels > max_pixels:
+        raise ValueError(f"min_pixels {min_pixels:,} must not exceed max_pixels {max_pixels:,}")
     if max(height, width) / min(height, width) > 200:
         raise ValueError(f"height {height} x width {width} has an aspect ratio over 200, "
                          "which Qwen2-VL's image processor refuses")
@@ -68,8 +105,14 @@ def best_fit_resolution(height: int, width: int,
     shows the most original pixels (never more than the image has), ties broken by the
     least wasted canvas. Rule of ``select_best_resolution`` in
     ``transformers/image_processing_utils.py``.
+
+    Raises:
+        ValueError / TypeError: naming the argument: a size that is not an integer from 1 to
+            2**20; ``candidates`` that are not a non-empty list of ``(height, width)`` pairs
+            of such integers (at most 10,000 of them).
     """
-    height, width = _check_size(height, width)
+    height, width = _check_image(height, width)
+    candidates = _check_candidates(candidates)
     best, best_shown, best_waste = candidates[0], -1, math.inf
     for canvas_height, canvas_width in candidates:
         scale = min(canvas_width / width, canvas_height / height)
@@ -78,6 +121,26 @@ def best_fit_resolution(height: int, width: int,
         if shown > best_shown or (shown == best_shown and waste < best_waste):
             best, best_shown, best_waste = (canvas_height, canvas_width), shown, waste
     return best
+
+
+def _check_candidates(candidates: object, name: str = "candidates"
+                      ) -> tuple[tuple[int, int], ...]:
+    if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+        raise ArgumentTypeError(f"{name} must be a list of (height, width) pairs, got "
+                                f"{describe(candidates)}")
+    if not 1 <= len(candidates) <= MAX_CANDIDATES:
+        raise ValueError(f"{name} must hold 1 to {MAX_CANDIDATES:,} (height, width) pairs, got "
+                         f"{len(candidates):,}")
+    checked = []
+    for index, pair in enumerate(candidates):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ArgumentTypeError(f"{name}[{index}] must be a (height, width) pair, got "
+                                    f"{describe(pair)}")
+        try:
+            checked.append(_check_image(*pair))
+        except ValueError as error:
+            raise ValueError(f"{name}[{index}] is not a valid canvas: {error}") from None
+    return tuple(checked)
 
 
 # ----------------------------------------------------------------------------- images
@@ -95,11 +158,18 @@ class FixedResize:
     tokens_per_image: int
     how: str = "resize the shortest side, then centre-crop"
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"size": 1, "tokens_per_image": 0})
+        check_text("how", self.how)
+
     def tokens(self, height: int, width: int) -> TokenCount:
-        _check_size(height, width)
+        """``tokens_per_image`` context positions, whatever the size (which is checked)."""
+        _check_image(height, width)
         return TokenCount(context=self.tokens_per_image)
 
     def describe(self, height: int, width: int) -> str:
+        """One line saying how the image is resized and what it costs."""
+        _check_image(height, width)
         return f"{self.how} to {self.size} x {self.size}: {self.tokens_per_image} tokens"
 
 
@@ -120,11 +190,17 @@ class Qwen2VLImages:
     merge_size: int = 2
     delimiters: int = 2
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"min_pixels": 1, "max_pixels": 1, "patch_size": 1, "merge_size": 1,
+                            "delimiters": 0})
+
     def resized(self, height: int, width: int) -> tuple[int, int]:
+        """The size :func:`smart_resize` gives with this model's factor and pixel limits."""
         return smart_resize(height, width, self.patch_size * self.merge_size,
                             self.min_pixels, self.max_pixels)
 
     def tokens(self, height: int, width: int) -> TokenCount:
+        """``<|image_pad|>`` placeholders of the resized image plus the two delimiters."""
         new_height, new_width = self.resized(height, width)
         grid = (new_height // self.patch_size) * (new_width // self.patch_size)
         return TokenCount(context=grid // self.merge_size**2 + self.delimiters)
@@ -156,8 +232,20 @@ class LlavaNextImages:
     tile_size: int = 336
     patch_size: int = 14
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"tile_size": 1, "patch_size": 1})
+        if self.patch_size > self.tile_size:
+            raise ValueError(f"patch_size {self.patch_size} must not exceed tile_size "
+                             f"{self.tile_size}")
+        pinpoints = _check_candidates(self.pinpoints, "pinpoints")
+        for canvas in pinpoints:
+            if canvas[0] % self.tile_size or canvas[1] % self.tile_size:
+                raise ValueError(f"pinpoints must be multiples of tile_size {self.tile_size} "
+                                 f"(whole tiles), got {canvas}")
+        object.__setattr__(self, "pinpoints", pinpoints)
+
     def _grid(self, height: int, width: int) -> tuple[int, int, int, int]:
-        height, width = _check_size(height, width)
+        height, width = _check_image(height, width)
         canvas_height, canvas_width = best_fit_resolution(height, width, self.pinpoints)
         side = self.tile_size // self.patch_size
         rows = side * (canvas_height // self.tile_size)
@@ -171,11 +259,13 @@ class LlavaNextImages:
         return canvas_height, canvas_width, rows, cols
 
     def tokens(self, height: int, width: int) -> TokenCount:
+        """Tile features after unpadding + one newline per row + the base image's 576."""
         _, _, rows, cols = self._grid(height, width)
         base = (self.tile_size // self.patch_size) ** 2
         return TokenCount(context=rows * cols + rows + base)
 
     def describe(self, height: int, width: int) -> str:
+        """One line naming the canvas, the feature grid and the newlines."""
         canvas_height, canvas_width, rows, cols = self._grid(height, width)
         base = (self.tile_size // self.patch_size) ** 2
         return (f"AnyRes canvas {canvas_height} x {canvas_width}: {rows} x {cols} features "
@@ -205,9 +295,13 @@ class Idefics3Images:
     tokens_per_tile: int = 169
     max_image_size: int = 4096  # MAX_IMAGE_SIZE in the image processor
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"longest_edge": 1, "tile_size": 1, "tokens_per_tile": 0,
+                            "max_image_size": 1})
+
     def tiles(self, height: int, width: int) -> tuple[int, int]:
         """``(rows, cols)`` of the split (``(0, 0)``: the image is not split)."""
-        height, width = _check_size(height, width)
+        height, width = _check_image(height, width)
         aspect = width / height
         if width >= height:  # _resize_output_size_rescale_to_max_len
             width, height = self.longest_edge, int(self.longest_edge / aspect)
@@ -234,6 +328,7 @@ class Idefics3Images:
         return 0, 0
 
     def tokens(self, height: int, width: int) -> TokenCount:
+        """169 tokens per tile and for the global image, plus the wrapper tokens."""
         rows, cols = self.tiles(height, width)
         global_image = self.tokens_per_tile + 3  # <fake><global-img> ... <fake>
         if rows == 0:
@@ -241,6 +336,7 @@ class Idefics3Images:
         return TokenCount(context=rows * cols * (self.tokens_per_tile + 2) + rows + global_image)
 
     def describe(self, height: int, width: int) -> str:
+        """One line naming the tiles and their tokens."""
         rows, cols = self.tiles(height, width)
         return (f"{rows} x {cols} tiles of {self.tile_size} px + 1 global image, "
                 f"{self.tokens_per_tile} tokens each, + wrapper tokens")
@@ -256,11 +352,17 @@ class ResamplerImages:
     num_latents: int = 64
     markers: int = 1
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"num_latents": 0, "markers": 0})
+
     def tokens(self, height: int, width: int) -> TokenCount:
-        _check_size(height, width)
+        """``markers`` in the context, ``num_latents`` in memory, whatever the size."""
+        _check_image(height, width)
         return TokenCount(context=self.markers, memory=self.num_latents)
 
     def describe(self, height: int, width: int) -> str:
+        """One line: the marker in the text and the latents read through cross-attention."""
+        _check_image(height, width)
         return (f"{self.markers} <image> marker in the text; {self.num_latents} resampled "
                 "latents read through cross-attention")
 
@@ -293,17 +395,26 @@ class Qwen2AudioClips:
     max_seconds: float = 30.0
     delimiters: int = 2
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_seconds", check_number("max_seconds", self.max_seconds,
+                                                             above=0, maximum=3600))
+        _check_sizes(self, {"delimiters": 0})
+
     def audio_tokens(self, seconds: float) -> int:
+        """``<|AUDIO|>`` tokens of a clip of ``seconds`` (cut at ``max_seconds``)."""
         samples = seconds_to_samples(seconds, SAMPLE_RATE)
         frames = whisper_feature_frames(min(samples, round(self.max_seconds * SAMPLE_RATE)))
         return max(((frames - 1) // 2 + 1 - 2) // 2 + 1, 0)
 
     def tokens(self, seconds: float) -> TokenCount:
+        """The audio tokens plus the two delimiters (0 s: no clip, no tokens)."""
         if _check_seconds(seconds) == 0:
             return TokenCount()
         return TokenCount(context=self.audio_tokens(seconds) + self.delimiters)
 
     def describe(self, seconds: float) -> str:
+        """One line: the clip (cut at 30 s) and its tokens."""
+        seconds = _check_seconds(seconds)
         cut = " (cut at 30 s)" if seconds > self.max_seconds else ""
         return (f"{min(seconds, self.max_seconds):g} s{cut} -> {self.audio_tokens(seconds)} "
                 f"<|AUDIO|> + {self.delimiters} delimiters")
@@ -322,12 +433,18 @@ class WhisperWindows:
 
     positions_per_window: int = 1500
 
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"positions_per_window": 0})
+
     def windows(self, seconds: float) -> int:
+        """How many 30 s windows a clip of ``seconds`` needs."""
         return -(-seconds_to_samples(seconds, SAMPLE_RATE) // WHISPER_WINDOW_SAMPLES)
 
     def tokens(self, seconds: float) -> TokenCount:
+        """1500 memory positions per window (none in the decoder's context)."""
         return TokenCount(memory=self.windows(seconds) * self.positions_per_window)
 
     def describe(self, seconds: float) -> str:
+        """One line: windows and their encoder positions."""
         return (f"{self.windows(seconds)} x 30 s window of {self.positions_per_window} "
                 "encoder positions, read through cross-attention")

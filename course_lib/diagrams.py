@@ -22,6 +22,18 @@ from collections.abc import Sequence
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_allocation,
+    check_int,
+    check_number,
+    check_sequence,
+    check_text,
+    describe,
+)
+
+MAX_BOXES = 200  # boxes (or arrows) in one diagram
+
 COLOURS = {"image": "#fde0c5", "text": "#d5e8d4", "audio": "#dae8fc", "shared": "#e1d5e7",
            "plain": "#f5f5f5"}
 BOX_GID = "diagram-box"
@@ -47,17 +59,33 @@ def flow_diagram(boxes: Sequence[tuple[str, tuple[float, float], str]],
         arrows: (from, to) indices into ``boxes``.
 
     Raises:
-        ValueError: for an unknown colour, an arrow index out of range, or no boxes.
+        ValueError / TypeError: naming the argument: ``boxes`` empty or not (label, (x, y),
+            colour) triples with a known colour and a centre in [0, 1]^2; ``arrows`` not pairs
+            of box indices; ``title`` not a string; ``size`` not two positive inches (at most
+            50); a box width or height outside (0, 1].
     """
+    boxes = check_sequence("boxes", boxes, of="(label, (x, y), colour) boxes")
     if not boxes:
         raise ValueError("boxes must hold at least one box")
-    for label, _, colour in boxes:
-        if colour not in COLOURS:
-            raise ValueError(f"box {label!r} has colour {colour!r}; expected one of "
-                             f"{sorted(COLOURS)}")
-    for start, end in arrows:
+    arrows = check_sequence("arrows", arrows, of="(from, to) index pairs")
+    for name, items in (("boxes", boxes), ("arrows", arrows)):
+        check_allocation(name, len(items), MAX_BOXES, "items")
+    for index, box in enumerate(boxes):
+        _check_box(index, box)
+    for index, arrow in enumerate(arrows):
+        if isinstance(arrow, (str, bytes)) or not isinstance(arrow, Sequence) or len(arrow) != 2:
+            raise ArgumentTypeError(f"arrows[{index}] must be a (from, to) pair of box indices, "
+                                    f"got {describe(arrow)}")
+        start, end = (check_int(f"arrows[{index}]", i) for i in arrow)
         if not (0 <= start < len(boxes) and 0 <= end < len(boxes)):
-            raise ValueError(f"arrow ({start}, {end}) points outside the {len(boxes)} boxes")
+            raise ValueError(f"arrows[{index}] = ({start}, {end}) points outside the "
+                             f"{len(boxes)} boxes")
+    title = check_text("title", title)
+    if isinstance(size, (str, bytes)) or not isinstance(size, Sequence) or len(size) != 2:
+        raise ArgumentTypeError(f"size must be (width, height) in inches, got {describe(size)}")
+    size = tuple(check_number("size", side, above=0, maximum=50) for side in size)
+    box_width = check_number("box_width", box_width, above=0, maximum=1)
+    box_height = check_number("box_height", box_height, above=0, maximum=1)
     fig = Diagram(figsize=size)
     ax = fig.add_axes((0, 0, 1, 0.9))
     ax.set_xlim(0, 1)
@@ -80,6 +108,23 @@ def flow_diagram(boxes: Sequence[tuple[str, tuple[float, float], str]],
     return fig
 
 
+def _check_box(index: int, box: object) -> None:
+    name = f"boxes[{index}]"
+    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 3:
+        raise ArgumentTypeError(f"{name} must be a (label, (x, y), colour) triple, got "
+                                f"{describe(box)}")
+    label, centre, colour = box
+    check_text(f"{name}'s label", label)
+    if isinstance(centre, (str, bytes)) or not isinstance(centre, Sequence) or len(centre) != 2:
+        raise ArgumentTypeError(f"{name}'s centre must be (x, y) in [0, 1]^2, got "
+                                f"{describe(centre)}")
+    for coordinate in centre:
+        check_number(f"{name}'s centre", coordinate, minimum=0, maximum=1)
+    if not isinstance(colour, str) or colour not in COLOURS:
+        raise ValueError(f"{name} ({label!r}) has colour {colour!r}; expected one of "
+                         f"{sorted(COLOURS)}")
+
+
 def _edge(centre: tuple[float, float], towards: tuple[float, float], width: float,
           height: float) -> tuple[float, float]:
     """Where the line from ``centre`` to ``towards`` leaves the box around ``centre``."""
@@ -94,6 +139,9 @@ def _edge(centre: tuple[float, float], towards: tuple[float, float], width: floa
 
 def box_labels(fig: Figure) -> list[str]:
     """The labels of the boxes of a diagram, in drawing order."""
+    if not isinstance(fig, Figure):
+        raise ArgumentTypeError(f"fig must be a matplotlib Figure (from one of the diagram "
+                                f"functions), got {describe(fig)}")
     return [text.get_text() for ax in fig.axes for text in ax.texts if text.get_gid() == BOX_GID]
 
 
@@ -158,8 +206,7 @@ def clip_matrix_diagram(n: int = 4) -> Figure:
     Raises:
         ValueError: if ``n`` is not an integer from 2 to 12.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= 12:
-        raise ValueError(f"n must be an integer from 2 to 12, got {n!r}")
+    n = check_int("n", n, minimum=2, maximum=12)
     fig = Diagram(figsize=(4.8, 4.6))
     ax = fig.add_axes((0.2, 0.05, 0.75, 0.75))
     ax.set_xlim(0, n)

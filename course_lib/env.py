@@ -17,6 +17,8 @@ from types import ModuleType
 import numpy as np
 import torch
 
+from course_lib._validation import ArgumentTypeError, check_flag, check_int, check_text, describe
+
 REPORTED_PACKAGES = ("torch", "torchaudio", "ipywidgets", "plotly", "jupyterlab")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"  # data the course ships; nothing is downloaded at run time
@@ -31,11 +33,7 @@ def seed_everything(seed: int) -> None:
     Raises:
         ValueError: if ``seed`` is not an integer in [0, 2**32).
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    seed = int(seed)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -61,7 +59,13 @@ def in_colab() -> bool:
 
 
 def package_version(name: str) -> str:
-    """The installed version of a distribution, or ``"not installed"``."""
+    """The installed version of a distribution, or ``"not installed"``.
+
+    Raises:
+        TypeError: naming ``name`` unless it is a non-empty string.
+    """
+    if not check_text("name", name).strip():
+        raise ValueError("name must name a distribution (e.g. 'torch'), got an empty string")
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -136,10 +140,20 @@ def setup_notebook(seed: int = 0, verbose: bool = True, num_threads: int | None 
 
     Returns:
         The device chosen by :func:`pick_device`.
+
+    Raises:
+        ValueError / TypeError: naming ``seed`` (as :func:`seed_everything`), ``verbose``
+            (True or False) or ``num_threads`` (None or an integer from 1 to 1024), before
+            anything is changed.
     """
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    verbose = check_flag("verbose", verbose)
     if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+        if isinstance(num_threads, (bool, np.bool_)) or not isinstance(num_threads,
+                                                                     (int, np.integer)):
+            raise ArgumentTypeError(f"num_threads must be a positive integer or None, got "
+                                    f"{describe(num_threads)}")
+        num_threads = check_int("num_threads", num_threads, minimum=1, maximum=1024)
         torch.set_num_threads(num_threads)
     seed_everything(seed)
     enable_colab_widgets()

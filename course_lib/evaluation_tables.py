@@ -10,27 +10,63 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from course_lib.evaluation import Estimate, _check_estimate
+from course_lib._validation import (
+    MAX_LOOP,
+    ArgumentTypeError,
+    check_allocation,
+    check_flag,
+    check_number,
+    check_sequence,
+    check_text,
+    describe,
+)
+from course_lib.evaluation import _check_estimate
+from course_lib.evaluation_intervals import Estimate, _check_digits
 
 __all__ = ["comparison_table", "plot_estimates"]
+
+
+def _check_references(references: Mapping[str, float] | None) -> dict[str, float]:
+    """``label -> value``: string labels, finite numbers (a NaN line would print "nan")."""
+    if references is None:
+        return {}
+    if not isinstance(references, Mapping):
+        raise ArgumentTypeError(f"references must be a mapping label -> number, got "
+                                f"{describe(references)}")
+    checked = {}
+    for label, value in references.items():
+        check_text("references' labels", label)
+        checked[label] = check_number(f"references[{label!r}]", value)
+    return checked
+
+
+def _check_optional_text(name: str, value: str | None) -> str | None:
+    return None if value is None else check_text(name, value)
 
 
 def _rows_as_columns(
     rows: Mapping[str, Estimate | Mapping[str, Estimate]],
 ) -> tuple[list[str], dict[str, dict[str, Estimate]]]:
+    if not isinstance(rows, Mapping):
+        raise ArgumentTypeError(f"rows must be a mapping of model name -> Estimate (or -> "
+                                f"{{metric: Estimate}}), got {describe(rows)}")
     if not rows:
         raise ValueError("rows must hold at least one model")
+    check_allocation("rows", len(rows), MAX_LOOP, "iterations")
     table: dict[str, dict[str, Estimate]] = {}
     columns: list[str] = []
     for name, entry in rows.items():
         if isinstance(entry, Estimate):
             entry = {"value": entry}
         if not isinstance(entry, Mapping) or not entry:
-            raise ValueError(
+            raise ArgumentTypeError(
                 f"rows[{name!r}] must be an Estimate or a non-empty mapping of Estimates "
                 f"(e.g. a RunSummary), got {type(entry).__name__}"
             )
         for column, estimate in entry.items():
+            if not isinstance(column, str):
+                raise ArgumentTypeError(f"rows[{name!r}] must name its metrics with strings, "
+                                        f"got the key {describe(column)}")
             _check_estimate(estimate, f"rows[{name!r}][{column!r}]")
             if column not in columns:
                 columns.append(column)
@@ -65,10 +101,21 @@ def comparison_table(
         The table as a string; print it in a notebook cell.
 
     Raises:
-        ValueError: if ``rows`` is empty or holds something other than Estimates, or a
-            requested column is missing from a row and ``fill`` is None.
+        ValueError / TypeError: naming the argument: ``rows`` empty, not a mapping or holding
+            something other than Estimates; a requested column missing from a row while
+            ``fill`` is None; ``columns`` not a list of names; ``references`` not finite
+            numbers; ``digits`` not an integer from 0 to 12; ``title``, ``fill`` or
+            ``row_header`` not a string.
     """
     found, table = _rows_as_columns(rows)
+    references = _check_references(references)
+    digits = _check_digits(digits)
+    title = _check_optional_text("title", title)
+    fill = _check_optional_text("fill", fill)
+    row_header = check_text("row_header", row_header)
+    if columns is not None:
+        columns = [check_text(f"columns[{i}]", column) for i, column in
+                   enumerate(check_sequence("columns", columns, of="metric names"))]
     shown = list(columns) if columns is not None else found
     for name, entry in table.items():
         for column in shown:
@@ -106,8 +153,8 @@ def comparison_table(
             name.ljust(name_width)
             + "".join("  " + cell.rjust(width) for cell, width in zip(cells[name], widths))
         )
-    for label, value in (references or {}).items():
-        lines.append(f"{label}: {float(value):.{digits}f}")
+    for label, value in references.items():
+        lines.append(f"{label}: {value:.{digits}f}")
     return "\n".join(lines)
 
 
@@ -127,10 +174,23 @@ def plot_estimates(
     Individual seeds are drawn as dots when available. Returns ``ax``.
 
     Raises:
-        ValueError: if ``estimates`` is empty or holds something other than Estimates.
+        ValueError / TypeError: naming the argument: ``estimates`` empty, not a mapping or
+            holding something other than Estimates; ``ax`` not a matplotlib Axes;
+            ``references`` not finite numbers; ``ylabel`` or ``title`` not a string.
     """
+    if not all(callable(getattr(ax, method, None)) for method in ("bar", "plot", "axhline")):
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes (e.g. figure.add_subplot()), "
+                                f"got {describe(ax)}")
+    if not isinstance(estimates, Mapping):
+        raise ArgumentTypeError(f"estimates must be a mapping of model name -> Estimate, got "
+                                f"{describe(estimates)}")
     if not estimates:
         raise ValueError("estimates must hold at least one model")
+    check_allocation("estimates", len(estimates), MAX_LOOP, "iterations")
+    references = _check_references(references)
+    ylabel = check_text("ylabel", ylabel)
+    title = _check_optional_text("title", title)
+    show_values = check_flag("show_values", show_values)
     names = list(estimates)
     for name in names:
         _check_estimate(estimates[name], f"estimates[{name!r}]")
@@ -155,8 +215,8 @@ def plot_estimates(
                 fontsize=8,
             )
     styles = ["--", ":", "-."]
-    for i, (label, value) in enumerate((references or {}).items()):
-        ax.axhline(float(value), linestyle=styles[i % len(styles)], color="0.35", label=label)
+    for i, (label, value) in enumerate(references.items()):
+        ax.axhline(value, linestyle=styles[i % len(styles)], color="0.35", label=label)
     if references:
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xticks(positions)

@@ -22,6 +22,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from course_lib._validation import (
+    ArgumentTypeError,
+    check_flag,
+    check_int,
+    check_number,
+    check_sequence,
+    check_tensor,
+    describe,
+)
 from course_lib.audio import LogMelFrontEnd
 from course_lib.fusion import (
     Features,
@@ -75,12 +84,19 @@ def audio_frame_tokens(waveforms: torch.Tensor, sample_rate: int = 16000, n_mels
     Shape:
         waveforms: ``(N, L)``; output ``(N, num_tokens, front_end.n_mels)``.
     """
+    waveforms = check_tensor("waveforms", waveforms, finite=True)
+    check_int("sample_rate", sample_rate, minimum=1, maximum=192_000)
+    check_int("n_mels", n_mels, minimum=1, maximum=512)
+    check_int("num_tokens", num_tokens, maximum=10_000)
     if waveforms.ndim != 2:
         raise ValueError(f"waveforms must be (N, L), got shape {tuple(waveforms.shape)}")
     if num_tokens < 1:
         raise ValueError(f"num_tokens must be positive, got {num_tokens}")
     if front_end is None:
         front_end = LogMelFrontEnd(sample_rate, n_mels=n_mels)
+    elif not isinstance(front_end, LogMelFrontEnd):
+        raise ArgumentTypeError(f"front_end must be a LogMelFrontEnd (course_lib.audio) or None, "
+                                f"got {describe(front_end)}")
     log_mel = front_end(waveforms)  # (N, n_mels, frames)
     if log_mel.shape[-1] < num_tokens:
         raise ValueError(f"num_tokens {num_tokens} exceeds the {log_mel.shape[-1]} frames")
@@ -95,6 +111,7 @@ class Standardizer:
     """
 
     def __init__(self, training_tokens: torch.Tensor) -> None:
+        training_tokens = check_tensor("training_tokens", training_tokens, finite=True)
         if training_tokens.ndim < 2 or training_tokens[..., 0].numel() < 2:
             raise ValueError(f"training_tokens must be (N, D) or (N, T, D) with at least two rows, "
                              f"got shape {tuple(training_tokens.shape)}")
@@ -102,6 +119,7 @@ class Standardizer:
         self.mean, self.std = flat.mean(dim=0), flat.std(dim=0).clamp_min(1e-6)
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = check_tensor("tokens", tokens, min_ndim=1).to(self.mean.dtype)
         if tokens.shape[-1] != len(self.mean):
             raise ValueError(f"tokens have width {tokens.shape[-1]}, but the statistics were "
                              f"fitted on width {len(self.mean)}")
@@ -123,24 +141,38 @@ class DigitTokenizer:
 
     def __init__(self, train_images: torch.Tensor, train_waveforms: torch.Tensor,
                  num_audio_tokens: int = 5, n_mels: int = 32) -> None:
-        self.num_audio_tokens, self.n_mels = num_audio_tokens, n_mels
+        self.num_audio_tokens = check_int("num_audio_tokens", num_audio_tokens, minimum=1,
+                                          maximum=10_000)
+        self.n_mels = check_int("n_mels", n_mels, minimum=1, maximum=512)
+        train_images = check_tensor("train_images", train_images, ndim=4, finite=True)
+        check_tensor("train_waveforms", train_waveforms, ndim=2)
         self.front_end = LogMelFrontEnd(sample_rate=16000, n_fft=400, hop_length=160,
-                                        n_mels=n_mels, clip_seconds=1.0)
+                                        n_mels=self.n_mels, clip_seconds=1.0)
         self.image_standardizer = Standardizer(train_images.flatten(1))
         raw_audio = self.audio_tokens(train_waveforms, standardize=False)
         self.audio_standardizer = Standardizer(raw_audio)
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """Standardised pixels, one token per image: (N, 1, H, W) -> (N, 1, H * W)."""
+        images = check_tensor("images", images)
         if images.ndim != 4:
             raise ValueError(f"images must be (N, 1, H, W), got shape {tuple(images.shape)}")
+        pixels = len(self.image_standardizer.mean)
+        if images[0].numel() != pixels:
+            raise ValueError(f"images have {images[0].numel()} pixels each (shape "
+                             f"{tuple(images.shape)}), but the tokenizer was fitted on {pixels}")
         return self.image_standardizer(images.flatten(1))[:, None]
 
     def audio_tokens(self, waveforms: torch.Tensor, standardize: bool = True) -> torch.Tensor:
+        """Log-mel tokens of the clips: (N, L) -> (N, num_audio_tokens, n_mels)."""
+        standardize = check_flag("standardize", standardize)
         tokens = audio_frame_tokens(waveforms, num_tokens=self.num_audio_tokens,
                                     front_end=self.front_end)
         return self.audio_standardizer(tokens) if standardize else tokens
 
     def __call__(self, images: torch.Tensor, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
+        images = check_tensor("images", images, min_ndim=1)
+        waveforms = check_tensor("waveforms", waveforms, min_ndim=1)
         if len(images) != len(waveforms):
             raise ValueError(f"images and waveforms must pair up, got {len(images)} images and "
                              f"{len(waveforms)} waveforms")
@@ -152,6 +184,7 @@ def flatten_tokens(features: Features) -> dict[str, torch.Tensor]:
 
     Vectors ``(B, D)`` pass through unchanged.
     """
+    features = _check_feature_dict("features", features)
     for name, value in features.items():
         if value.ndim not in (2, 3):
             raise ValueError(f"features[{name!r}] must be (B, D) or (B, T, D), got shape "
@@ -170,6 +203,8 @@ def align_by_timestamps(waveforms: torch.Tensor, shifts: torch.Tensor) -> torch.
     Shape:
         waveforms: ``(N, L)``; shifts: ``(N,)`` integer samples in [0, L); output ``(N, L)``.
     """
+    waveforms = check_tensor("waveforms", waveforms)
+    shifts = check_tensor("shifts", shifts, kind="int")
     if waveforms.ndim != 2 or shifts.shape != waveforms.shape[:1]:
         raise ValueError(f"waveforms must be (N, L) and shifts (N,), got "
                          f"{tuple(waveforms.shape)} and {tuple(shifts.shape)}")
@@ -180,6 +215,38 @@ def align_by_timestamps(waveforms: torch.Tensor, shifts: torch.Tensor) -> torch.
 
 
 # ----------------------------------------------------------------------------- evaluation
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"model must be an nn.Module (a fusion model), got "
+                                f"{describe(model)}")
+    return model
+
+
+def _check_feature_dict(name: str, features: object) -> dict[str, torch.Tensor]:
+    """modality name -> float tensor (B, ...) with one B, as a dict (numpy arrays converted)."""
+    if not isinstance(features, Mapping) or not features:
+        raise ArgumentTypeError(f"{name} must be a non-empty dict of modality -> tensor, got "
+                                f"{describe(features)}")
+    checked = {}
+    for modality, value in features.items():
+        if not isinstance(modality, str):
+            raise ArgumentTypeError(f"{name} must be keyed by modality names, got the key "
+                                    f"{describe(modality)}")
+        checked[modality] = check_tensor(f"{name}[{modality!r}]", value)
+    rows = {modality: len(value) for modality, value in checked.items() if value.dim()}
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"{name} disagree on the number of rows (batch size B): {rows}")
+    return checked
+
+
+def _check_labels(labels: object, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    labels = check_tensor("labels", labels, kind="int", ndim=1)
+    rows = {len(value) for value in features.values()}
+    if rows and rows != {len(labels)}:
+        raise ValueError(f"labels has {len(labels)} rows but the features have {sorted(rows)}")
+    return labels
+
+
 def _on_model_device(model: nn.Module, features: Features) -> dict[str, torch.Tensor]:
     device = model_device(model)
     return {name: value.to(device) for name, value in features.items()}
@@ -193,6 +260,9 @@ def fusion_correct(model: nn.Module, features: Features, labels: torch.Tensor) -
     stand-ins for the missing ones; the others simply see fewer modalities. The features are
     moved to the model's device.
     """
+    model = _check_model(model)
+    features = _check_feature_dict("features", features)
+    labels = _check_labels(labels, features)
     model.eval()
     if getattr(model, "requires_all_modalities", False):
         features = zero_fill(features, model.input_dims)
@@ -209,6 +279,9 @@ def fusion_accuracy(model: nn.Module, features: Features, labels: torch.Tensor) 
     Models that need every modality (``requires_all_modalities``) get :func:`zero_fill`
     stand-ins for the missing ones; the others simply see fewer modalities.
     """
+    model = _check_model(model)
+    features = _check_feature_dict("features", features)
+    labels = _check_labels(labels, features)
     model.eval()
     if getattr(model, "requires_all_modalities", False):
         features = zero_fill(features, model.input_dims)
@@ -223,6 +296,7 @@ def modality_removal(model: nn.Module, features: Features, labels: torch.Tensor
     how much it relies on the modality, and how it reacts to the zeros put in its place, an
     input it never saw (see :func:`modality_shuffle` for a measurement in distribution).
     """
+    features = _check_feature_dict("features", features)
     result = {"all": fusion_accuracy(model, features, labels)}
     for name in features:
         rest = {other: value for other, value in features.items() if other != name}
@@ -244,6 +318,9 @@ def modality_shuffle(model: nn.Module, features: Features, labels: torch.Tensor,
     Returns:
         ``{"all": .., "image shuffled": .., "audio shuffled": ..}``.
     """
+    features = _check_feature_dict("features", features)
+    labels = check_tensor("labels", labels, kind="int", ndim=1)
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
     count = len(labels)
     for name, value in features.items():
         if len(value) != count:
@@ -267,7 +344,7 @@ def quantize_linear_weights(model: nn.Module) -> nn.Module:
     each instead of 4. The copy computes with the rounded weights, so its accuracy shows
     what the rounding costs.
     """
-    quantized = copy.deepcopy(model)
+    quantized = copy.deepcopy(_check_model(model))
     for module in quantized.modules():
         if isinstance(module, nn.Linear):
             scale = module.weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
@@ -277,6 +354,7 @@ def quantize_linear_weights(model: nn.Module) -> nn.Module:
 
 def linear_weight_count(model: nn.Module) -> tuple[int, int]:
     """(number of Linear weights, number of Linear output rows) in ``model``."""
+    _check_model(model)
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     return (sum(layer.weight.numel() for layer in linears),
             sum(layer.weight.shape[0] for layer in linears))
@@ -285,6 +363,9 @@ def linear_weight_count(model: nn.Module) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- training
 def fusion_loss(model: nn.Module, features: Features, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the model's output, or :meth:`LateFusion.loss` for late fusion."""
+    _check_model(model)
+    features = _check_feature_dict("features", features)
+    labels = _check_labels(labels, features)
     if isinstance(model, LateFusion):
         return model.loss(features, labels)
     return F.cross_entropy(model(features), labels)
@@ -311,6 +392,19 @@ def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, ep
             ``"validation accuracy"`` (the learning curve).
         callbacks: extra :class:`course_lib.train.Callback` objects.
     """
+    _check_model(model)
+    if not isinstance(getattr(model, "input_dims", None), Mapping):
+        raise ArgumentTypeError(f"model must be a fusion model with input_dims (EarlyFusion, "
+                                f"LateFusion, HybridFusion, ...), got {describe(model)}")
+    tokens = _check_feature_dict("tokens", tokens)
+    labels = _check_labels(labels, tokens)
+    modality_dropout_p = check_number("modality_dropout_p", modality_dropout_p, minimum=0,
+                                      below=1)
+    seed = check_int("seed", seed, minimum=0, maximum=2**63 - 1)
+    if validation is not None and (not isinstance(validation, (tuple, list))
+                                   or len(validation) != 2):
+        raise ArgumentTypeError(f"validation must be a pair (tokens, labels), got "
+                                f"{describe(validation)}")
     names = list(model.input_dims)
     missing = [name for name in names if name not in tokens]
     if missing:
@@ -358,6 +452,8 @@ def train_fusion(model: nn.Module, tokens: Features, labels: torch.Tensor, *, ep
 # ----------------------------------------------------------------------------- the playground
 def model_inputs(model: nn.Module, tokens: Features) -> Features:
     """What each model reads: hybrid fusion the tokens, the others each modality flattened."""
+    _check_model(model)
+    _check_feature_dict("tokens", tokens)
     return tokens if isinstance(model, HybridFusion) else flatten_tokens(tokens)
 
 
@@ -375,14 +471,43 @@ class PlaygroundData:
     audio_tokens: dict[float, torch.Tensor]
     labels: torch.Tensor
 
+    def __post_init__(self) -> None:
+        labels = check_tensor("labels", self.labels, kind="int", ndim=1)
+        for name in ("image_tokens", "audio_tokens"):
+            table = getattr(self, name)
+            if not isinstance(table, dict) or not table:
+                raise ArgumentTypeError(f"{name} must be a non-empty dict level -> tokens, got "
+                                        f"{describe(table)}")
+            for level, tokens in table.items():
+                check_number(f"{name}'s level", level, finite=False)
+                tokens = check_tensor(f"{name}[{level!r}]", tokens, ndim=3)
+                if len(tokens) != len(labels):
+                    raise ValueError(f"{name}[{level!r}] has {len(tokens)} rows but labels has "
+                                     f"{len(labels)}")
+
     def tokens(self, image_noise: float, snr_db: float) -> dict[str, torch.Tensor]:
         """The test tokens at one setting (both levels must be among the precomputed ones)."""
+        check_number("image_noise", image_noise, finite=False)
+        check_number("snr_db", snr_db, finite=False)
         for name, value, table in (("image_noise", image_noise, self.image_tokens),
                                    ("snr_db", snr_db, self.audio_tokens)):
             if value not in table:
                 raise ValueError(f"{name} {value} was not precomputed; choose one of "
                                  f"{sorted(table)}")
         return {"image": self.image_tokens[image_noise], "audio": self.audio_tokens[snr_db]}
+
+
+def _check_models_and_data(models: object, data: object) -> None:
+    if not isinstance(models, Mapping) or not models:
+        raise ArgumentTypeError(f"models must be a non-empty dict of name -> model, got "
+                                f"{describe(models)}")
+    for name, model in models.items():
+        if not isinstance(model, nn.Module):
+            raise ArgumentTypeError(f"models[{name!r}] must be an nn.Module, got "
+                                    f"{describe(model)}")
+    if not isinstance(data, PlaygroundData):
+        raise ArgumentTypeError(f"data must be PlaygroundData (build_playground_data), got "
+                                f"{describe(data)}")
 
 
 def playground_accuracies(models: Mapping[str, nn.Module], data: PlaygroundData,
@@ -392,6 +517,8 @@ def playground_accuracies(models: Mapping[str, nn.Module], data: PlaygroundData,
 
     Models that need every modality get zeros for a dropped one (see :func:`fusion_accuracy`).
     """
+    _check_models_and_data(models, data)
+    dropped = check_sequence("dropped", dropped, of="modality names")
     tokens = data.tokens(image_noise, snr_db)
     unknown = [name for name in dropped if name not in tokens]
     if unknown or len(set(dropped)) >= len(tokens):
@@ -408,6 +535,7 @@ def playground_table(models: Mapping[str, nn.Module], data: PlaygroundData
     Computed once, so that moving a slider is a look-up. With the image dropped the image
     noise does not matter (and likewise for the audio), so those settings share one entry.
     """
+    _check_models_and_data(models, data)
     table, computed = {}, {}
     for noise in data.image_tokens:
         for snr in data.audio_tokens:
@@ -430,6 +558,17 @@ def build_playground_data(image_noise_levels: Sequence[float], snr_levels: Seque
     """
     from course_lib.data.digits_av import load_digits_av
 
+    if not isinstance(tokenizer, DigitTokenizer):
+        raise ArgumentTypeError(f"tokenizer must be a DigitTokenizer, got {describe(tokenizer)}")
+    levels = {}
+    for name, given in (("image_noise_levels", image_noise_levels), ("snr_levels", snr_levels)):
+        levels[name] = check_sequence(name, given, of="levels")
+        if len(levels[name]) > 100:
+            raise ValueError(f"{name} must hold at most 100 levels, got {len(levels[name])}")
+        for index, level in enumerate(levels[name]):
+            check_number(f"{name}[{index}]", level, finite=name == "image_noise_levels")
+    if num_examples is not None:
+        check_int("num_examples", num_examples)
     if not image_noise_levels or not snr_levels:
         raise ValueError("image_noise_levels and snr_levels must each hold at least one level")
     clean = load_digits_av(split, seed=seed)

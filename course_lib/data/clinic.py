@@ -75,6 +75,7 @@ from course_lib._validation import (
     as_indices,
     check_allocation,
     check_choice,
+    check_fields,
     check_flag,
     check_int,
     describe,
@@ -151,7 +152,7 @@ class ClinicData:
     class_names: tuple[str, ...] = CLASS_NAMES
 
     def __post_init__(self) -> None:
-        _check_fields(self, ("images", "waveforms", "labels"), ("reports",))
+        check_fields(self, ("images", "waveforms", "labels"), ("reports",))
         if not isinstance(self.latents, dict):
             raise ArgumentTypeError(f"latents must be a dict, got {describe(self.latents)}")
 
@@ -179,24 +180,6 @@ class ClinicData:
                           {k: v[rows] for k, v in self.latents.items()}, self.split,
                           self.sample_rate, self.class_names)
 
-
-def _check_fields(owner: object, tensors: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
-    """Each named field is a tensor (or list) with the same number of rows N."""
-    rows = {}
-    for name in tensors:
-        value = getattr(owner, name)
-        if not isinstance(value, torch.Tensor) or value.dim() == 0:
-            raise ArgumentTypeError(f"{name} must be a tensor with one row per example, got "
-                                    f"{describe(value)}")
-        rows[name] = len(value)
-    for name in lists:
-        value = getattr(owner, name)
-        if not isinstance(value, list):
-            raise ArgumentTypeError(f"{name} must be a list with one entry per example, got "
-                                    f"{describe(value)}")
-        rows[name] = len(value)
-    if len(set(rows.values())) > 1:
-        raise ValueError(f"the fields must all have N rows, got {rows}")
 
 
 def _count(name: str, value: object, minimum: int) -> int:

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from course_lib._validation import (
     ArgumentTypeError,
     check_choice,
+    check_fields,
     check_number,
     check_tensor,
     describe,
@@ -88,7 +89,7 @@ class DigitsAV:
     sample_rate: int = SAMPLE_RATE
 
     def __post_init__(self) -> None:
-        _check_fields(self, ("images", "waveforms", "labels", "image_indices", "clip_indices",
+        check_fields(self, ("images", "waveforms", "labels", "image_indices", "clip_indices",
                              "clip_lengths", "shifts"), ("captions", "voices"))
 
     def __len__(self) -> int:
@@ -99,24 +100,6 @@ class DigitsAV:
         return (self.images[index], self.waveforms[index], self.captions[index],
                 int(self.labels[index]))
 
-
-def _check_fields(owner: object, tensors: tuple[str, ...], lists: tuple[str, ...] = ()) -> None:
-    """Each named field is a tensor (or list) with the same number of rows N."""
-    rows = {}
-    for name in tensors:
-        value = getattr(owner, name)
-        if not isinstance(value, torch.Tensor) or value.dim() == 0:
-            raise ArgumentTypeError(f"{name} must be a tensor with one row per example, got "
-                                    f"{describe(value)}")
-        rows[name] = len(value)
-    for name in lists:
-        value = getattr(owner, name)
-        if not isinstance(value, list):
-            raise ArgumentTypeError(f"{name} must be a list with one entry per example, got "
-                                    f"{describe(value)}")
-        rows[name] = len(value)
-    if len(set(rows.values())) > 1:
-        raise ValueError(f"the fields must all have N rows, got {rows}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib._validation import MAX_ELEMENTS, ArgumentTypeError, check_allocation, check_tensor
-from course_lib.data.digits_av import _check_fields
+from course_lib._validation import (
+    MAX_ELEMENTS,
+    ArgumentTypeError,
+    check_allocation,
+    check_fields,
+    check_tensor,
+)
 
 
 @dataclass
@@ -35,7 +40,7 @@ class MatchPairs:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
-        _check_fields(self, ("image_index", "audio_index", "image_digits", "audio_digits",
+        check_fields(self, ("image_index", "audio_index", "image_digits", "audio_digits",
                              "labels"))
 
     def __len__(self) -> int:
@@ -82,7 +87,7 @@ class DigitMatch:
     def __post_init__(self) -> None:
         if not isinstance(self.pairs, MatchPairs):
             raise ArgumentTypeError(f"pairs must be a MatchPairs, got {type(self.pairs).__name__}")
-        _check_fields(self, ("images", "waveforms"))
+        check_fields(self, ("images", "waveforms"))
         if len(self.images) != len(self.pairs):
             raise ValueError(f"images has {len(self.images)} rows but pairs has {len(self.pairs)}")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from course_lib._validation import check_allocation, check_choice
-from course_lib.data.digits_av import _check_fields, load_digit_images, split_image_indices
+from course_lib._validation import check_allocation, check_choice, check_fields
+from course_lib.data.digits_av import load_digit_images, split_image_indices
 
 QUESTIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
 TILE_SIZE = 8
@@ -45,7 +45,7 @@ class DigitMosaics:
     split: str
 
     def __post_init__(self) -> None:
-        _check_fields(self, ("tiles", "digits", "questions", "answers"))
+        check_fields(self, ("tiles", "digits", "questions", "answers"))
 
     def __len__(self) -> int:
         return len(self.answers)
