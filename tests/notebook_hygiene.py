@@ -70,6 +70,9 @@ def _output_problems(output: dict) -> list[str]:
     plain = data.get("text/plain", "")
     plain = "".join(plain) if isinstance(plain, list) else plain
     richer = [key for key in data if key not in ("text/plain", WIDGET_VIEW)]
+    if not richer and plain.startswith("<Figure size"):
+        problems.append(f"a figure is stored as its text {plain[:40]!r}, not as a picture "
+                        "(return a course_lib.diagrams.Diagram or call plt.show())")
     if not richer and len(plain) > MAX_REPR_CHARS and OBJECT_REPR.match(plain):
         problems.append(f"a {len(plain):,}-character object repr is stored "
                         f"({plain[:40]!r}...): show a picture or a summary instead")

@@ -98,3 +98,12 @@ def test_missing_bootstrap_fails(tmp_path):
         _code_cells(nb)[0]["source"] = "import torch"
 
     assert any("BOOTSTRAP_CELL" in p for p in _broken_copy(tmp_path, drop_bootstrap))
+
+
+def test_a_figure_stored_as_text_fails(tmp_path):
+    def add_figure_text(nb):
+        _code_cells(nb)[1]["outputs"].append(
+            {"output_type": "display_data", "metadata": {},
+             "data": {"text/plain": "<Figure size 384x368 with 1 Axes>"}})
+
+    assert any("figure is stored as its text" in p for p in _broken_copy(tmp_path, add_figure_text))
