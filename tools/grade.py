@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -160,7 +161,8 @@ def grade_notebook(path: Path, root: Path, timeout_s: float = DEFAULT_TIMEOUT_S,
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         client = NotebookClient(
             notebook, kernel_name=kernel_name, allow_errors=True, interrupt_on_timeout=False,
-            timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),
+            # Rounded up: a notebook is never stopped before its limit.
+            timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())),
             startup_timeout=120, on_cell_execute=started,
             resources={"metadata": {"path": workdir}})
         try:
