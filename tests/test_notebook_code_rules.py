@@ -28,7 +28,7 @@ SPECTROGRAM_CALL = re.compile(r"(MelSpectrogram\(|torch\.stft\()")
 STFT_TEACHING_CHAPTERS = {
     "01": "draws the (linear) spectrogram of a waveform as a tensor: windows, bins, 101 frames",
     "02": "builds the log-mel front-end step by step (STFT, power, mel filters, log) and "
-          "compares it with course_lib and torchaudio",
+          "compares it with course_lib (the tests compare that with torchaudio)",
     "07": "counts frames from first principles: centre padding of torch.stft",
 }
 # Chapters whose audio features come from LogMelFrontEnd (they state its settings in one line):
