@@ -9,7 +9,6 @@ learner's message, never anything else.
 from __future__ import annotations
 
 import math
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib.checks._common import CheckResult, Failed, guarded
+from course_lib.checks._common import CheckResult, Failed, call_learner, guarded
 from course_lib.data.clinic import DOCUMENTED_CEILINGS
 from course_lib.train import count_parameters
 
@@ -38,35 +37,10 @@ def capstone_check(check: Callable[..., CheckResult]) -> Callable[..., CheckResu
 
 
 def call(exercise: str, function: Any, *args: Any, name: str | None = None) -> Any:
-    """Call the learner's function; turn a stub or an exception into a :class:`Failed`."""
-    name = name or getattr(function, "__name__", type(function).__name__)
-    if isinstance(function, nn.Module) or not callable(function):
-        raise Failed(f"Not yet: {exercise} expects a function, but got {type(function).__name__}"
-                     f" {function!r:.60}. Pass the function itself (no parentheses).")
-    try:
-        return function(*args)
-    except NotImplementedError as stub:
-        where = f" ({stub})" if str(stub) else ""
-        raise Failed(f"Not implemented yet: {name} raised NotImplementedError{where}. Replace "
-                     f"the `raise NotImplementedError` line with your code, then run this "
-                     f"cell again.") from None
-    except Failed:
-        raise
-    except RecursionError:
-        raise Failed(f"Not yet: {name} calls itself without end (RecursionError).") from None
-    except Exception as error:  # noqa: BLE001 - any learner error becomes a hint
-        frame = learner_frame(error)
-        raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error} (line "
-                     f"{frame.lineno}, `{(frame.line or '').strip()}`). {hint_for(error)}"
-                     ) from None
-
-
-def learner_frame(error: Exception) -> traceback.FrameSummary:
-    """The innermost frame of the learner's own code (not torch's, numpy's or the course's)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    library = ("site-packages", "dist-packages", "course_lib", "/lib/python")
-    own = [f for f in frames if not any(part in f.filename for part in library)]
-    return (own or frames)[-1]
+    """Call the learner's function; a stub or an exception becomes a :class:`Failed` whose
+    advice comes from :func:`hint_for` (the shared :func:`~course_lib.checks._common.
+    call_learner` with the capstone's hints)."""
+    return call_learner(function, *args, exercise=exercise, name=name, hint=hint_for)
 
 
 def hint_for(error: Exception) -> str:
