@@ -94,10 +94,10 @@ book: env
 
 # Chapters with exercises (a cell tagged "solution"): their student copies,
 # notebooks/student/<name>_student.ipynb, are generated from them.
-MASTERS = $(shell grep -l '"solution"' notebooks/[0-9][0-9]_*.ipynb)
+MASTERS = $(shell grep -l '"solution"' notebooks/[0-9][0-9]*_*.ipynb)
 
 execute-notebooks: env
-	$(BIN)/python tools/notebooks.py execute $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+	$(BIN)/python tools/notebooks.py execute $(wildcard notebooks/[0-9][0-9]*_*.ipynb)
 	$(BIN)/python tools/make_student_notebook.py $(MASTERS)
 
 format-notebooks: env

@@ -19,7 +19,7 @@ copyright = "2026, the course authors"  # noqa: A001 (Sphinx's name)
 
 root_doc = "book/index"
 # The source directory is the repository root; only the home page and the chapters are read.
-include_patterns = ["book/index.md", "notebooks/[0-9][0-9]_*.ipynb"]
+include_patterns = ["book/index.md", "notebooks/[0-9][0-9]*_*.ipynb"]
 exclude_patterns = ["notebooks/*_student.ipynb", "_build", ".venv*", "**/.ipynb_checkpoints"]
 
 extensions = ["myst_nb", "sphinx-mathjax-offline"]

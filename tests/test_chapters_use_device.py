@@ -16,8 +16,8 @@ import pytest
 import course_lib
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted([*(REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
-                   *(REPO_ROOT / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb")])
+CHAPTERS = sorted([*(REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"),
+                   *(REPO_ROOT / "notebooks" / "student").glob("[0-9][0-9]*_*.ipynb")])
 
 
 def training_helpers() -> set[str]:

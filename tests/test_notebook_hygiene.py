@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ def test_committed_chapter_is_clean(path):
 def test_chapters_exist_and_are_numbered():
     names = [p.name for p in CHAPTERS]
     assert names and names[0] == "00_welcome.ipynb"
-    assert all(name[:2].isdigit() and name[2] == "_" for name in names)
+    assert all(re.fullmatch(r"\d\d[a-z]?_\w+\.ipynb", name) for name in names), names
 
 
 def test_clean_fixture_passes():

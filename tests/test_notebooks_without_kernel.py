@@ -12,7 +12,7 @@ from nbconvert import HTMLExporter
 from notebook_hygiene import widget_cell_indices
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 IMAGE = re.compile(r"<img[^>]*src=\"data:image/png;base64,")
 WIDGET_REPR = re.compile(r"\b(VBox|HBox|FigureWidget|Output)\(children=|\bFigureWidget\(\{")
 

@@ -117,7 +117,7 @@ def test_relative_links_are_rewritten_for_the_student_folder():
 def test_masters_are_the_chapters_with_solution_cells_and_include_07_and_08():
     names = [path.name for path in MASTERS]
     assert {"07_token_budget.ipynb", CAPSTONE.name} <= set(names)
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb")):
         has_solution = any("solution" in _tags(c) for c in _read(path).cells)
         assert (path in MASTERS) is has_solution, path.name
 

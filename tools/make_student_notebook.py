@@ -64,7 +64,7 @@ def is_master(notebook: nbformat.NotebookNode) -> bool:
 
 def find_masters(notebooks_dir: Path) -> list[Path]:
     """The chapters in ``notebooks_dir`` (``NN_name.ipynb``) that have exercises, in order."""
-    return [path for path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    return [path for path in sorted(notebooks_dir.glob("[0-9][0-9]*_*.ipynb"))
             if is_master(nbformat.read(path, as_version=4))]
 
 

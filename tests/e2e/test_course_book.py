@@ -26,7 +26,7 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from notebook_hygiene import widget_cell_indices  # noqa: E402
 
-CHAPTERS = sorted(p for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+CHAPTERS = sorted(p for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")
                   if not p.stem.endswith("_student"))
 # Remote resources cannot load on an offline machine (the Colab badge): only they may fail.
 LOCAL_HOSTS = {"127.0.0.1", ""}
@@ -100,7 +100,7 @@ def _internal_links_resolve(page, page_url: str) -> list[str]:
     return broken
 
 
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem[:2])
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem.split("_")[0])
 def test_chapter_page_renders(browser, book_url, notebook):
     url = f"{book_url}/notebooks/{notebook.stem}.html"
     page, problems = _open(browser, url)
