@@ -13,7 +13,7 @@
 
     python tools/bench.py                      # everything
     python tools/bench.py --widgets-only
-    python tools/bench.py notebooks/03_*.ipynb # some notebooks
+    python tools/bench.py notebooks/03*_*.ipynb # some notebooks
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build, execute and normalise the chapter notebooks.
 
-    python tools/notebooks.py execute notebooks/03_*.ipynb   # restart, run all, save, normalise
+    python tools/notebooks.py execute notebooks/03*_*.ipynb  # restart, run all, save, normalise
     python tools/notebooks.py format notebooks/*.ipynb       # strip widget state, tidy metadata
 
 Notebooks are committed executed, with their outputs, but without widget state (which can

@@ -3,7 +3,7 @@ still picture stored behind a widget.
 
     python tools/readme_pictures.py      # after `make book`; needs Chromium (see README)
 
-Writes assets/book_chapter_page.png (chapter 03's page in the built site, 1100 x 760, 128
+Writes assets/book_chapter_page.png (chapter 03a's page in the built site, 1100 x 760, 128
 colours) and assets/widget_picture.png (the picture behind chapter 07's budget calculator).
 """
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from course_lib.widgets._picture import widget_picture_png  # noqa: E402
 from course_lib.widgets.budget_calculator import budget_calculator  # noqa: E402
 
-CHAPTER_PAGE = "notebooks/03_attention_and_cross_attention.html"
+CHAPTER_PAGE = "notebooks/03a_attention.html"
 
 
 def _save_small(image: Image.Image, path: Path, colours: int = 128) -> None:
