@@ -13,6 +13,7 @@ from lab_driver import (
     readout,
     slider,
     svg_image_hrefs,
+    wait_for,
 )
 
 CHAPTER = "02b_audio_encoder_and_projection.ipynb"
@@ -47,6 +48,8 @@ def check_mel_explorer(chapter, screenshots):
             "\u2192", "->"), text
         return bands, frames
 
+    # Right after Run All the plot can be on the page a moment before its title is drawn.
+    wait_for(lambda: plotly_titles(area), 30, "the mel explorer's title to be drawn")
     check_readouts()
     image = svg_image_hrefs(area)
     assert image and image[0].startswith("data:image/png;base64,"), "no spectrogram image"
