@@ -72,6 +72,19 @@ def test_static_fallback_when_widgets_cannot_render(monkeypatch, capsys):
     explorer.children[0].value = 800.0  # updating the static figure must not raise
 
 
+def test_a_live_figure_put_in_a_layout_carries_its_updates_in_its_state():
+    """The browser may drop the update messages sent before the widget code has loaded; the
+    state that the view is drawn from must hold them."""
+    figure = _base.live_figure(go.Figure(go.Scatter(y=[0, 1])))
+    if not isinstance(figure, go.FigureWidget):
+        pytest.skip("plotly's FigureWidget is not available here")
+    with figure.batch_update():
+        figure.data[0].y = [3, 2, 1]
+        figure.layout.title = "updated before it was shown"
+    assert list(_base.as_widget(figure)._widget_data[0]["y"]) == [3, 2, 1]
+    assert figure._widget_layout["title"]["text"] == "updated before it was shown"
+
+
 def test_every_widget_module_offers_a_benchmark_factory():
     factories = widgets.benchmark_factories()
     assert "welcome" in factories

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import importlib.util
 import io
 import sys
@@ -68,8 +69,15 @@ def as_widget(figure: go.FigureWidget | go.Figure) -> ipywidgets.Widget:
     """What to put in a widget layout for ``live_figure``'s result.
 
     A ``FigureWidget`` is itself a widget; a static fallback figure is shown in an ``Output``.
+    The figure widget's whole current state is sent again here, as plotly does when a
+    ``FigureWidget`` is displayed on its own: the updates a widget makes before it is shown
+    travel as one-off messages, which the browser drops if plotly's widget code has not loaded
+    yet, and the plot would then stay empty until a control moves.
     """
     if isinstance(figure, ipywidgets.DOMWidget):
+        if isinstance(figure, go.FigureWidget):
+            figure._widget_layout = copy.deepcopy(figure._layout_obj._props)
+            figure._widget_data = copy.deepcopy(figure._data)
         return figure
     output = ipywidgets.Output()
     output.append_display_data(figure)

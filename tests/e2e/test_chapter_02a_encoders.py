@@ -1,6 +1,5 @@
-"""Chapter 02 in the browser: the tokenizer box, the patch explorer and the mel explorer."""
+"""Chapter 02a in the browser: the tokenizer box and the patch explorer."""
 
-import math
 import re
 
 from lab_driver import (
@@ -12,15 +11,12 @@ from lab_driver import (
     press,
     readout,
     slider,
-    svg_image_hrefs,
     trace_paths,
     wait_for,
 )
 
-CHAPTER = "02_modality_encoders.ipynb"
+CHAPTER = "02a_text_and_image_encoders.ipynb"
 PATCH_TITLE = re.compile(r"^(\d+)x(\d+) image, (\d+)x(\d+) patches: (\d+) tokens$")
-MEL_TITLE = re.compile(r"^log-mel of (.+): (\d+) bands x (\d+) frames \((\d+\.\d) frames/s\)$")
-SAMPLE_RATE = 16000
 
 
 def _count_line(area) -> str:
@@ -95,73 +91,14 @@ def check_patch_explorer(chapter, screenshots):
     return chapter.screenshot(screenshots, area, "patch_explorer")
 
 
-def check_mel_explorer(chapter, screenshots):
-    area = chapter.output_of("mel_explorer(", plots=1)
-    n_fft, hop, n_mels = (slider(area, name) for name in ("n_fft", "hop", "n_mels"))
-
-    def title():
-        titles = plotly_titles(area)
-        assert len(titles) == 1, titles
-        match = MEL_TITLE.match(titles[0])
-        assert match, f"unexpected mel explorer title {titles[0]!r}"
-        return int(match.group(2)), int(match.group(3)), match.group(4)
-
-    def check_readouts():
-        bands, frames, per_second = title()
-        hop_samples = int(readout(hop))
-        assert bands == int(readout(n_mels))
-        assert per_second == f"{SAMPLE_RATE / hop_samples:.1f}"
-        text = " ".join(html_text(area))
-        window = int(readout(n_fft))
-        assert f"window {1000 * window / SAMPLE_RATE:.1f} ms" in text, text
-        assert f"hop {1000 * hop_samples / SAMPLE_RATE:.1f} ms" in text, text
-        tokens = frames
-        for _ in range(3):  # three stride-2 convolutions, kernel 3, padding 1: ceil(L / 2)
-            tokens = math.ceil(tokens / 2)
-        assert f"{frames} frames for this" in text and f"-> {tokens} tokens" in text.replace(
-            "\u2192", "->"), text
-        return bands, frames
-
-    check_readouts()
-    image = svg_image_hrefs(area)
-    assert image and image[0].startswith("data:image/png;base64,"), "no spectrogram image"
-
-    bands, frames = title()[:2]
-    press(hop, "ArrowRight")  # +20 samples: fewer frames per second
-    equals(lambda: title()[2], f"{SAMPLE_RATE / int(readout(hop)):.1f}",
-           what="frames per second in the title after hop ArrowRight")
-    assert title()[1] < frames
-    image = changed(lambda: svg_image_hrefs(area), image, what="the log-mel image")
-    check_readouts()
-
-    press(n_mels, "Home")  # 16 bands
-    equals(lambda: title()[0], 16, what="the number of bands after n_mels Home")
-    image = changed(lambda: svg_image_hrefs(area), image, what="the log-mel image")
-    check_readouts()
-
-    before_fft = readout(n_fft)
-    press(n_fft, "End")  # the longest window: 1024 samples
-    equals(lambda: readout(n_fft), "1024", what="the n_fft read-out after End")
-    assert before_fft != "1024"
-    image = changed(lambda: svg_image_hrefs(area), image, what="the log-mel image")
-    check_readouts()
-
-    drag(chapter.page, hop, 1.0)  # the mouse: the longest hop, 400 samples
-    equals(lambda: readout(hop), "400", what="the hop read-out after a drag")
-    equals(lambda: title()[2], f"{SAMPLE_RATE / 400:.1f}", what="frames per second")
-    changed(lambda: svg_image_hrefs(area), image, what="the log-mel image")
-    check_readouts()
-    return chapter.screenshot(screenshots, area, "mel_explorer")
-
-
 def test_encoder_widgets_follow_their_controls(open_chapter, screenshots):
     chapter = open_chapter(CHAPTER)
     # The widgets come before the chapter's last cells; run down to the last widget only.
-    seconds = chapter.run_through("mel_explorer(", timeout_s=240)
+    seconds = chapter.run_through("patch_explorer(", timeout_s=240)
     assert chapter.error_outputs() == []
     counts = chapter.execution_counts()
     assert counts == list(range(1, len(counts) + 1))
 
     check_tokenizer_box(chapter)
-    shots = [check_patch_explorer(chapter, screenshots), check_mel_explorer(chapter, screenshots)]
-    print(f"chapter 02: ran in {seconds:.1f} s; screenshots {shots}")
+    shots = [check_patch_explorer(chapter, screenshots)]
+    print(f"chapter 02a: ran in {seconds:.1f} s; screenshots {shots}")
