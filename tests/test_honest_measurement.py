@@ -1,4 +1,4 @@
-"""Chapters 04, 05 and 08 measure honestly: interval helpers and interval asserts.
+"""Chapters 04b, 05 and 08 measure honestly: interval helpers and interval asserts.
 
 - every chapter renders its comparisons with ``course_lib.evaluation`` (tables that always print
   intervals, sentences that say "beyond noise" / "within noise");
@@ -20,7 +20,7 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CHAPTERS = {  # chapter -> least number of cells that render comparisons with intervals
-    "04_contrastive_alignment.ipynb": 2,
+    "04b_training_a_mini_clip.ipynb": 2,
     "05_fusion_strategies.ipynb": 10,
     "08_capstone_medical_diagnosis.ipynb": 5,
     "student/08_capstone_medical_diagnosis_student.ipynb": 5,

@@ -1,4 +1,4 @@
-"""Checkers for chapter 04 (contrastive alignment): the symmetric InfoNCE loss and recall@k.
+"""Checkers for chapter 04: the symmetric InfoNCE loss (part 04a) and recall@k (part 04b).
 
 Each checker calls the learner's function on similarity matrices it controls (the worked
 example, random matrices where the two directions differ, one pair, ties, logits of 100 that

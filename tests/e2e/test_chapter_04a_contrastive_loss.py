@@ -1,4 +1,4 @@
-"""Chapter 04 in the browser: the temperature explorer's softmax bars and loss follow tau."""
+"""Chapter 04a in the browser: the temperature explorer's softmax bars and loss follow tau."""
 
 import re
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from lab_driver import changed, drag, equals, plotly_titles, press, readout, slider, trace_paths
 
-CHAPTER = "04_contrastive_alignment.ipynb"
+CHAPTER = "04a_contrastive_loss.ipynb"
 # The chapter's worked 3x3 cosine-similarity matrix (rows: images, columns: captions).
 SIMILARITY = torch.tensor(((0.9, 0.2, 0.1), (0.3, 0.8, 0.2), (0.1, 0.1, 0.7)),
                           dtype=torch.float64)
@@ -22,7 +22,7 @@ def clip_loss(tau: float) -> float:
 
 def test_temperature_explorer_follows_tau(open_chapter, screenshots):
     chapter = open_chapter(CHAPTER)
-    # The explorer comes before the chapter's training runs: run down to it only.
+    # The explorer comes before the part's logit scale and data: run down to it only.
     seconds = chapter.run_through("temperature_explorer(", timeout_s=240)
     assert chapter.error_outputs() == []
     counts = chapter.execution_counts()
@@ -77,4 +77,4 @@ def test_temperature_explorer_follows_tau(open_chapter, screenshots):
     changed(bars, shown_bars, what="the softmax bars")
 
     shot = chapter.screenshot(screenshots, area, "temperature_explorer")
-    print(f"chapter 04: ran in {seconds:.1f} s; screenshot {shot}")
+    print(f"chapter 04a: ran in {seconds:.1f} s; screenshot {shot}")
