@@ -20,3 +20,20 @@ def test_welcome_chapter_map_links_every_chapter(repo_root):
     linked = set(re.findall(r"\((\d\d[a-z]?_\w+\.ipynb)\)", text))
     chapters = {name for name in _notebooks(repo_root) if not name.endswith("_student.ipynb")}
     assert linked == chapters
+
+
+def test_welcome_chapter_map_states_each_chapters_own_time_estimate(repo_root):
+    """The map's Time column repeats the estimate in each chapter's title cell."""
+    welcome = json.loads((repo_root / "notebooks" / "00_welcome.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in welcome["cells"]
+                     if c["cell_type"] == "markdown")
+    rows = re.findall(r"^\|[^|]+\| \[[^]]+\]\((\d\d[a-z]?_\w+\.ipynb)\) \|[^|]+\| (\d+) min \|$",
+                      text, re.MULTILINE)
+    assert len(rows) == len(_notebooks(repo_root) - {n for n in _notebooks(repo_root)
+                                                      if n.endswith("_student.ipynb")})
+    for name, minutes in rows:
+        title = "".join(json.loads((repo_root / "notebooks" / name).read_text())["cells"][0]
+                        ["source"])
+        match = re.search(r"\babout (\d+(?:\.\d+)?) (minutes|hours?)\b", title, re.IGNORECASE)
+        stated = float(match.group(1)) * (60 if match.group(2).startswith("hour") else 1)
+        assert int(minutes) == stated, f"{name}: the map says {minutes} min, the chapter {stated}"
