@@ -23,6 +23,19 @@ from course_lib.train import count_parameters
 MODALITIES = ("image", "text", "audio")
 MAX_PARAMETERS = 2_000_000
 TRAINING_BUDGET_S = 20.0
+# Seconds one call of the learner's code may take in each checker before it is stopped as
+# an endless loop. On a busy 2-core CPU the chapter's own answers take 3.3 s for
+# build_tensors (all patients), 8.7 s for train_model (1,920 patients, 40 epochs) and 21 s
+# for choose_recipe (two candidates); every limit is over 30 times that, so that a correct
+# but slow answer (more epochs, a wider model, a slower computer) is never stopped.
+TIME_LIMITS_S = {"check_tensors": 120.0, "check_model": 60.0, "check_training": 300.0,
+                 "check_evaluation": 60.0, "check_missing_modality": 60.0,
+                 "check_honest": 900.0}
+PREDICTION_TIME_LIMIT_S = 60.0  # one forward pass of a model over the test patients
+_SLOW = {"check_training": "If it is only slow, train for fewer epochs or a smaller model "
+                           "(the chapter's recipe trains in about 10 s).",
+         "check_honest": "If it is only slow, train fewer candidates, or each for fewer "
+                         "epochs."}
 
 
 def capstone_check(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
@@ -36,11 +49,19 @@ def capstone_check(check: Callable[..., CheckResult]) -> Callable[..., CheckResu
     return guarded(check)
 
 
-def call(exercise: str, function: Any, *args: Any, name: str | None = None) -> Any:
-    """Call the learner's function; a stub or an exception becomes a :class:`Failed` whose
-    advice comes from :func:`hint_for` (the shared :func:`~course_lib.checks._common.
-    call_learner` with the capstone's hints)."""
-    return call_learner(function, *args, exercise=exercise, name=name, hint=hint_for)
+def call(exercise: str, function: Any, *args: Any, name: str | None = None,
+         time_limit_s: float | None = None) -> Any:
+    """Call the learner's function; a stub, an exception or a time-out becomes a
+    :class:`Failed` whose advice comes from :func:`hint_for` (the shared
+    :func:`~course_lib.checks._common.call_learner` with the capstone's hints).
+
+    The time limit is ``time_limit_s``, else the checker's :data:`TIME_LIMITS_S` (read at each
+    call), else :data:`PREDICTION_TIME_LIMIT_S`.
+    """
+    limit = time_limit_s if time_limit_s is not None else TIME_LIMITS_S.get(
+        exercise, PREDICTION_TIME_LIMIT_S)
+    return call_learner(function, *args, exercise=exercise, name=name, hint=hint_for,
+                        time_limit_s=limit, slow=_SLOW.get(exercise, ""))
 
 
 def hint_for(error: Exception) -> str:

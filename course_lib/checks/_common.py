@@ -11,6 +11,14 @@ as one display output whose ``text/plain`` is the message and whose metadata, un
 :data:`RECORD_KEY`, holds a machine-readable record of the verdict (checker, chapter, status,
 message): ``tools/grade.py`` reads these records back from an executed notebook.
 
+Time limits. Every call of the learner's code goes through :func:`call_learner`, which stops
+it after a time limit (:data:`TIME_LIMIT_S`, or the ``time_limit_s`` the checker passes): a
+function that never returns (an endless loop, a forgotten ``time.sleep``) becomes the verdict
+"Not yet: ... did not return within N s" instead of a cell that hangs. The limit uses
+``signal.setitimer`` and ``SIGALRM``, so it works on the main thread of a POSIX system (a
+Jupyter kernel runs every cell on its main thread; so does plain Python and pytest); on
+Windows, or on another thread, there is no limit (:func:`can_limit_time` says which).
+
 Writing a checker::
 
     @guarded
@@ -27,6 +35,9 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +48,12 @@ import torch
 from torch import nn
 
 RECORD_KEY = "course_lib.checks"
+# Seconds one call of the learner's code may take in chapters 01-07 (the capstone passes its
+# own, per checker). The references take at most 36 ms a call (chapter 05's modality dropout
+# on 4,000 examples; most take under 1 ms), so 5 s leaves a margin of over 100x for a slow
+# but correct answer (a Python loop where the chapter vectorises).
+TIME_LIMIT_S = 5.0
+REFIRE_S = 0.5  # after the limit, the alarm repeats, in case the learner's code swallows it
 PREFIXES = {
     "Well done!": "passed",
     "Not implemented yet": "not-implemented",
@@ -135,6 +152,9 @@ def guarded(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
                 raise TypeError(f"{check.__name__} returned {type(result).__name__}")
         except Failed as failure:
             result = verdict(False, str(failure))
+        except _OutOfTime:  # pragma: no cover - call_learner turns it into a message first
+            result = verdict(False, "Not yet: your function did not return within its time "
+                                    "limit, so the check stopped it. An endless loop?")
         except Exception as error:  # noqa: BLE001 - the checker must never crash
             result = verdict(False, f"Not yet: the check could not run ({type(error).__name__}: "
                                     f"{error}). Check the arguments you passed to it.")
@@ -156,41 +176,137 @@ def learner_frame(error: BaseException) -> traceback.FrameSummary | None:
     return (own or frames or [None])[-1]
 
 
+class _OutOfTime(BaseException):
+    """Raised inside the learner's code when its time is up.
+
+    A ``BaseException``, so that an ``except Exception`` in the learner's code does not
+    swallow it.
+    """
+
+
+def can_limit_time() -> bool:
+    """Whether :func:`call_learner` can stop a call here: the main thread of a POSIX system.
+
+    ``signal.setitimer`` does not exist on Windows, and a signal handler can only be set on
+    the main thread; in either case learner code runs without a time limit.
+    """
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+class _Alarm:
+    """A time limit for one call: ``SIGALRM`` after ``seconds`` raises :class:`_OutOfTime`.
+
+    :meth:`start` installs the handler and the timer, :meth:`stop` puts back the previous
+    handler and timer (an outer timer gets the time it had left). The handler raises only
+    while :attr:`active`, which the caller clears, with a plain assignment, as the first thing
+    after the call ends; the alarm repeats every :data:`REFIRE_S` seconds after the limit, in
+    case the learner's code catches the first one. (Code that catches every alarm, a bare
+    ``except:`` inside an endless loop, cannot be stopped this way.)
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.active = False
+        self.fired = False
+        self._armed = False
+        self._previous_handler: Any = None
+        self._previous_timer = (0.0, 0.0)
+        self._started = 0.0
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.active:
+            self.fired = True
+            raise _OutOfTime
+
+    def start(self) -> None:
+        if self.seconds is None or not math.isfinite(self.seconds) or not can_limit_time():
+            return
+        outer = signal.getitimer(signal.ITIMER_REAL)
+        if outer[0] > 0:  # an outer limit that comes first still counts
+            self.seconds = min(self.seconds, outer[0])
+        self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._previous_timer = outer
+        self._started = time.monotonic()
+        self._armed = True
+        self.active = True
+        signal.setitimer(signal.ITIMER_REAL, max(float(self.seconds), 1e-3), REFIRE_S)
+
+    def stop(self) -> None:
+        self.active = False
+        if not self._armed:
+            return
+        self._armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        previous = self._previous_handler
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        delay, interval = self._previous_timer
+        if delay > 0:
+            left = delay - (time.monotonic() - self._started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)
+
+
+def _timed_out(name: str, seconds: float | None, slow: str) -> Failed:
+    return Failed(f"Not yet: {name} did not return within {seconds:g} s, so the check stopped "
+                  f"it. An endless loop? Check that every `while` loop can end (something in "
+                  f"it must change its condition) and that nothing waits (time.sleep, "
+                  f"input()).{' ' + slow if slow else ''}")
+
+
 def call_learner(function: Any, *args: Any, exercise: str, name: str | None = None,
-                 hint: Callable[[Exception], str] | None = None, **kwargs: Any) -> Any:
-    """Call the learner's ``function``; a stub or an exception becomes a :class:`Failed`.
+                 hint: Callable[[Exception], str] | None = None,
+                 time_limit_s: float | None = None, slow: str = "", **kwargs: Any) -> Any:
+    """Call the learner's ``function``; a stub, an error or a time-out becomes a :class:`Failed`.
 
     Args:
         function: what the learner passed (it should be a function, not its result).
         exercise: the checker's name, for the message.
         name: how to call the function in messages (default: its ``__name__``).
         hint: turns the learner's exception into a sentence of advice.
+        time_limit_s: seconds the call may take (default :data:`TIME_LIMIT_S`, read at each
+            call); enforced where :func:`can_limit_time`, else no limit.
+        slow: a sentence added to the time-out message (what to do if it is only slow).
 
     Raises:
-        Failed: "Not implemented yet: ..." for ``NotImplementedError``, "Not yet: ..." naming
-            the exception, the learner's line and a hint, for any other exception.
+        Failed: "Not implemented yet: ..." for ``NotImplementedError``; "Not yet: ... did not
+            return within N s" when the time is up; "Not yet: ..." naming the exception, the
+            learner's line and a hint, for any other exception.
     """
     name = name or getattr(function, "__name__", type(function).__name__)
     if isinstance(function, nn.Module) or not callable(function):
         raise Failed(f"Not yet: {exercise} expects a function, but got {type(function).__name__}"
                      f" {function!r:.60}. Pass the function itself (no parentheses).")
+    alarm = _Alarm(TIME_LIMIT_S if time_limit_s is None else time_limit_s)
     try:
-        return function(*args, **kwargs)
-    except NotImplementedError as stub:
-        where = f" ({stub})" if str(stub) else ""
+        alarm.start()
+        result = function(*args, **kwargs)
+        alarm.active = False  # first, before anything else can be interrupted
+    except BaseException as caught:  # noqa: BLE001 - sorted out below
+        alarm.active = False
+        alarm.stop()
+        error = caught
+    else:
+        alarm.stop()
+        if alarm.fired:  # the learner's code caught the alarm and went on
+            raise _timed_out(name, alarm.seconds, slow)
+        return result
+    if isinstance(error, _OutOfTime) or (alarm.fired and isinstance(error, Exception)):
+        raise _timed_out(name, alarm.seconds, slow) from None
+    if not isinstance(error, Exception):
+        raise error  # KeyboardInterrupt (the stop button), SystemExit: not the checker's
+    if isinstance(error, NotImplementedError):
+        where = f" ({error})" if str(error) else ""
         raise Failed(f"Not implemented yet: {name} raised NotImplementedError{where}. Replace "
                      f"the `raise NotImplementedError` line with your code, then run this "
                      f"cell again.") from None
-    except Failed:
-        raise
-    except RecursionError:
+    if isinstance(error, Failed):
+        raise error
+    if isinstance(error, RecursionError):
         raise Failed(f"Not yet: {name} calls itself without end (RecursionError).") from None
-    except Exception as error:  # noqa: BLE001 - any learner error becomes a hint
-        frame = learner_frame(error)
-        where = f" (line {frame.lineno}, `{(frame.line or '').strip()}`)" if frame else ""
-        advice = hint(error) if hint else "Read the error, fix the line, and run the check again."
-        raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error}{where}. "
-                     f"{advice}") from None
+    frame = learner_frame(error)
+    where = f" (line {frame.lineno}, `{(frame.line or '').strip()}`)" if frame else ""
+    advice = hint(error) if hint else "Read the error, fix the line, and run the check again."
+    raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error}{where}. "
+                 f"{advice}") from None
 
 
 # ----------------------------------------------------------------------------- comparisons
