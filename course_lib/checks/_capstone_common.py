@@ -67,6 +67,12 @@ def call(exercise: str, function: Any, *args: Any, name: str | None = None,
 def hint_for(error: Exception) -> str:
     """One sentence of advice for an exception raised in the learner's code."""
     text = str(error)
+    if "but the model was built for" in text:
+        return ("Give the model only the modalities it was built for, those in "
+                "model.input_dims: {m: x for m, x in features.items() if m in "
+                "model.input_dims}. The features can hold more (a feature built from two "
+                "records, such as \"image*text\", or records that a model of fewer records "
+                "does not read).")
     if "needs all of its modalities" in text or "zero_fill" in text:
         return ("This model needs every input (model.requires_all_modalities is true): give it "
                 "zeros for the missing record, zero_fill(features, model.input_dims).")
@@ -74,9 +80,10 @@ def hint_for(error: Exception) -> str:
         return ("Print the shapes of your tensors: the model expects each modality as "
                 "(B, D_m) with D_m = input_dims[m].")
     if isinstance(error, KeyError):
-        return (f"Your code looked up the key {error} in a features dict that does not have "
-                f"it: take the modalities from the dict itself (for m, x in features.items()) "
-                f"instead of naming them, since some models see only one or two records.")
+        return (f"Your code looked up the key {error} in a dict that does not have it: take "
+                f"the modalities from the dict itself (for m, x in features.items(), for m, "
+                f"width in input_dims.items()) instead of naming them, since some models see "
+                f"only one or two records.")
     if isinstance(error, FloatingPointError):
         return "The loss became NaN or inf: lower the learning rate and check your features."
     return "Read the error, fix the line, and run the check again."
@@ -272,18 +279,25 @@ class VotingModel(nn.Module):
     ``features[m]`` holds scaled one-hot votes (B, C); the logits are the weighted sum of the
     votes of the modalities present (a missing one, or an all-zero one, casts no vote). In
     training mode it predicts the opposite (a trap for evaluation code that forgets
-    ``model.eval()``), and it records whether gradients were being tracked.
+    ``model.eval()``), and it records whether gradients were being tracked. Like the models
+    of ``course_lib.fusion`` it names its modalities in ``input_dims`` (``modalities``, width
+    4 each) and refuses, with the same ``ValueError``, a feature it was not built for.
     """
 
     weights = {"image": 2.0, "text": 3.0, "audio": 1.5}
 
-    def __init__(self) -> None:
+    def __init__(self, modalities: tuple[str, ...] = MODALITIES) -> None:
         super().__init__()
+        self.input_dims = {m: 4 for m in modalities}
         self.scale = nn.Parameter(torch.ones(()))
         self.saw_gradients = False
         self.voters: list[str] = []  # the modalities that voted in the last call
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        for name in features:
+            if name not in self.input_dims:
+                raise ValueError(f"features has modality {name!r}, but the model was built "
+                                 f"for {list(self.input_dims)}")
         self.saw_gradients |= torch.is_grad_enabled()
         self.voters = [m for m, x in features.items() if bool((x != 0).any())]
         logits = sum(self.weights[m] * x for m, x in features.items())
@@ -298,10 +312,6 @@ class StrictVotingModel(VotingModel):
     """
 
     requires_all_modalities = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.input_dims = {m: 4 for m in MODALITIES}
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         absent = [m for m in self.input_dims if m not in features]
