@@ -368,26 +368,49 @@ def as_tensor(value: Any, who: str, shape: tuple[int, ...] | None = None) -> tor
     return value
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
+
+
+def not_a_tensor(value: Any, who: str, advice: str = "") -> Failed:
+    """The message for a result that should be a torch tensor and is not (to be raised).
+
+    It says what ``who`` is instead, that a ``torch.Tensor`` is expected, how to convert a
+    numpy array (``torch.from_numpy`` / ``torch.as_tensor``, though staying with torch is
+    better), and ``advice``, the chapter's sentence on which torch operations to use.
+    """
+    extra = ""
+    if value is None:
+        got, extra = "None", " Does the function end with a `return` line?"
+    elif isinstance(value, np.ndarray):
+        got = f"a numpy array (numpy.ndarray of shape {value.shape})"
+    elif type(value).__module__.split(".")[0] == "numpy":
+        got = f"a numpy value (numpy.{type(value).__name__} {str(value):.40})"
+    else:
+        module = type(value).__module__.split(".")[0]
+        kind = type(value).__name__ if module == "builtins" else f"{module}.{type(value).__name__}"
+        got = f"{_a(kind)} {value!r:.40}"
+    if got.startswith("a numpy"):
+        extra = (" torch.from_numpy(array) or torch.as_tensor(array) converts an array, but "
+                 "better stay with torch operations (no .numpy(), no np. functions), so that "
+                 "the result stays a tensor.")
+    return Failed(f"Not yet: {who} is {got}, but a torch.Tensor is expected.{extra}"
+                  f"{' ' + advice if advice else ''}")
+
+
 def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
     """``value`` if it is a real, readable torch tensor, else a :class:`Failed` that says why.
 
-    A numpy array gets its own hint (the exercise asks for torch operations, so that the
-    result stays a tensor a model can train through), as do tensors without data (``meta``),
-    complex tensors and half-precision ones, which round the values the checker compares.
+    A non-tensor gets :func:`not_a_tensor`'s message (a numpy array its own hint: the
+    exercises ask for torch operations, so that the result stays a tensor a model can train
+    through), as do tensors without data (``meta``), complex tensors and half-precision
+    ones, which round the values the checker compares.
 
     Args:
         advice: the chapter's sentence on which torch operations to use.
     """
     if not isinstance(value, torch.Tensor):
-        if isinstance(value, np.ndarray) or type(value).__module__.split(".")[0] == "numpy":
-            raise Failed(f"Not yet: {who} returned a numpy array (numpy.{type(value).__name__}), "
-                         f"not a torch.Tensor. Stay with torch operations (no .numpy(), no "
-                         f"np. functions); {advice}")
-        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-        if kind.startswith("builtins."):
-            kind = type(value).__name__
-        raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind} "
-                     f"{value!r:.40}. {advice}")
+        raise not_a_tensor(value, who, advice)
     if value.device.type == "meta":
         raise Failed(f"Not yet: {who} returned a tensor on the 'meta' device, which has a shape "
                      f"but no values. Compute the result from the inputs.")
@@ -398,6 +421,53 @@ def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
         raise Failed(f"Not yet: {who} returned {value.dtype}, which keeps only about 3 "
                      f"significant digits. Keep float32 (do not call .half()).")
     return value
+
+
+REJECTS = ("any NaN", "all NaN", "non-finite")
+
+
+def learner_result(value: Any, who: str, shape: tuple[int, ...], advice: str, *,
+                   floating: bool = True, reject: str = "any NaN",
+                   detach: bool = False) -> torch.Tensor:
+    """The learner's result as a tensor of ``shape``, or a :class:`Failed` with a precise hint.
+
+    The one gate of the chapters' tensor results: a non-tensor (:func:`not_a_tensor`), a
+    tensor without values, complex or half precision (:func:`learner_tensor`), a wrong shape,
+    an integer tensor where ``floating`` is asked for, and NaN by the ``reject`` rule.
+
+    Args:
+        value: what the learner's function returned.
+        who: how to name it in messages (the call, e.g. ``"patchify(images of shape ...)"``).
+        shape: the expected shape.
+        advice: the chapter's sentence on which torch operations to use.
+        floating: whether the result must be a float tensor (else integers pass too).
+        reject: ``"any NaN"`` (one NaN fails), ``"all NaN"`` (only a result that is NaN
+            everywhere fails: the checker names NaN in places itself) or ``"non-finite"``
+            (NaN or inf anywhere fails).
+        detach: return ``value.detach()`` (when the checker only compares values).
+
+    Raises:
+        Failed: for each of these problems, naming ``who``.
+        ValueError: for a ``reject`` rule not in :data:`REJECTS` (a bug in the checker).
+    """
+    if reject not in REJECTS:
+        raise ValueError(f"reject must be one of {REJECTS}, got {reject!r}")
+    value = learner_tensor(value, who, advice)
+    if tuple(value.shape) != tuple(shape):
+        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
+    if floating and not value.is_floating_point():
+        raise Failed(f"Not yet: {who} has dtype {value.dtype}, expected a float tensor.")
+    if value.is_floating_point():
+        nan = torch.isnan(value)
+        if reject == "all NaN" and value.numel() and bool(nan.all()):
+            raise Failed(f"Not yet: {who} is all NaN. Look for a 0 / 0 or an operation on NaN.")
+        if reject == "any NaN" and bool(nan.any()):
+            raise Failed(f"Not yet: {who} contains NaN ({int(nan.sum())} of {value.numel()} "
+                         f"values). Look for a 0 / 0 or an operation on NaN.")
+        if reject == "non-finite" and not bool(torch.isfinite(value).all()):
+            raise Failed(f"Not yet: {who} contains NaN or inf. Look for a 0 / 0, a log of 0 "
+                         f"or an operation on NaN.")
+    return value.detach() if detach else value
 
 
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
