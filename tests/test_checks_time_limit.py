@@ -21,6 +21,7 @@ from torch import nn
 from course_lib.checks import (
     _capstone_common,
     _common,
+    _time_limit,
     capstone,
     ch01,
     ch02,
@@ -35,7 +36,7 @@ from course_lib.train import train
 
 LIMIT_S = 0.2
 
-pytestmark = pytest.mark.skipif(not _common.can_limit_time(),
+pytestmark = pytest.mark.skipif(not _time_limit.can_limit_time(),
                                 reason="no SIGALRM time limit here (Windows or not the main "
                                        "thread): the documented fallback is no limit")
 
@@ -164,7 +165,7 @@ def test_on_another_thread_there_is_no_limit(monkeypatch, capsys):
         return _right_audio_tokens(seconds, hop)
 
     def run():
-        assert not _common.can_limit_time()
+        assert not _time_limit.can_limit_time()
         results.append(_common.call_learner(lambda: time.sleep(1.5) or "done",
                                             exercise="check_x"))
 

@@ -17,7 +17,8 @@ function that never returns (an endless loop, a forgotten ``time.sleep``) become
 "Not yet: ... did not return within N s" instead of a cell that hangs. The limit uses
 ``signal.setitimer`` and ``SIGALRM``, so it works on the main thread of a POSIX system (a
 Jupyter kernel runs every cell on its main thread; so does plain Python and pytest); on
-Windows, or on another thread, there is no limit (:func:`can_limit_time` says which).
+Windows, or on another thread, there is no limit
+(:func:`course_lib.checks._time_limit.can_limit_time` says which).
 
 Writing a checker::
 
@@ -35,9 +36,6 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import signal
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,13 +45,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib.checks._time_limit import _Alarm, _OutOfTime
+
 RECORD_KEY = "course_lib.checks"
 # Seconds one call of the learner's code may take in chapters 01-07 (the capstone passes its
 # own, per checker). The references take at most 36 ms a call (chapter 05's modality dropout
 # on 4,000 examples; most take under 1 ms), so 5 s leaves a margin of over 100x for a slow
 # but correct answer (a Python loop where the chapter vectorises).
 TIME_LIMIT_S = 5.0
-REFIRE_S = 0.5  # after the limit, the alarm repeats, in case the learner's code swallows it
 PREFIXES = {
     "Well done!": "passed",
     "Not implemented yet": "not-implemented",
@@ -176,75 +175,6 @@ def learner_frame(error: BaseException) -> traceback.FrameSummary | None:
     return (own or frames or [None])[-1]
 
 
-class _OutOfTime(BaseException):
-    """Raised inside the learner's code when its time is up.
-
-    A ``BaseException``, so that an ``except Exception`` in the learner's code does not
-    swallow it.
-    """
-
-
-def can_limit_time() -> bool:
-    """Whether :func:`call_learner` can stop a call here: the main thread of a POSIX system.
-
-    ``signal.setitimer`` does not exist on Windows, and a signal handler can only be set on
-    the main thread; in either case learner code runs without a time limit.
-    """
-    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-
-
-class _Alarm:
-    """A time limit for one call: ``SIGALRM`` after ``seconds`` raises :class:`_OutOfTime`.
-
-    :meth:`start` installs the handler and the timer, :meth:`stop` puts back the previous
-    handler and timer (an outer timer gets the time it had left). The handler raises only
-    while :attr:`active`, which the caller clears, with a plain assignment, as the first thing
-    after the call ends; the alarm repeats every :data:`REFIRE_S` seconds after the limit, in
-    case the learner's code catches the first one. (Code that catches every alarm, a bare
-    ``except:`` inside an endless loop, cannot be stopped this way.)
-    """
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.active = False
-        self.fired = False
-        self._armed = False
-        self._previous_handler: Any = None
-        self._previous_timer = (0.0, 0.0)
-        self._started = 0.0
-
-    def _on_alarm(self, signum: int, frame: Any) -> None:
-        if self.active:
-            self.fired = True
-            raise _OutOfTime
-
-    def start(self) -> None:
-        if self.seconds is None or not math.isfinite(self.seconds) or not can_limit_time():
-            return
-        outer = signal.getitimer(signal.ITIMER_REAL)
-        if outer[0] > 0:  # an outer limit that comes first still counts
-            self.seconds = min(self.seconds, outer[0])
-        self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-        self._previous_timer = outer
-        self._started = time.monotonic()
-        self._armed = True
-        self.active = True
-        signal.setitimer(signal.ITIMER_REAL, max(float(self.seconds), 1e-3), REFIRE_S)
-
-    def stop(self) -> None:
-        self.active = False
-        if not self._armed:
-            return
-        self._armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        previous = self._previous_handler
-        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
-        delay, interval = self._previous_timer
-        if delay > 0:
-            left = delay - (time.monotonic() - self._started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)
-
-
 def _timed_out(name: str, seconds: float | None, slow: str) -> Failed:
     return Failed(f"Not yet: {name} did not return within {seconds:g} s, so the check stopped "
                   f"it. An endless loop? Check that every `while` loop can end (something in "
@@ -263,7 +193,7 @@ def call_learner(function: Any, *args: Any, exercise: str, name: str | None = No
         name: how to call the function in messages (default: its ``__name__``).
         hint: turns the learner's exception into a sentence of advice.
         time_limit_s: seconds the call may take (default :data:`TIME_LIMIT_S`, read at each
-            call); enforced where :func:`can_limit_time`, else no limit.
+            call); enforced where ``_time_limit.can_limit_time()``, else no limit.
         slow: a sentence added to the time-out message (what to do if it is only slow).
 
     Raises:
