@@ -174,6 +174,14 @@ class ConcatFusion(nn.Module):
         return self.net(torch.cat([features[m] for m in self.names], dim=1))
 
 
+class NamedKeysFusion(ConcatFusion):
+    """Built from input_dims, but its forward names the three records."""
+
+    def forward(self, features):
+        return self.net(torch.cat([features["image"], features["text"], features["audio"]],
+                                  dim=1))
+
+
 def test_model_passes_when_built_from_input_dims(capsys):
     result = check_model(lambda dims, classes: ConcatFusion(dims, classes))
     assert_verdict(result, capsys, True, "ConcatFusion", "uses every modality")
@@ -185,10 +193,24 @@ def test_model_passes_when_built_from_input_dims(capsys):
     (lambda dims, classes: ConcatFusion({"image": 64, "text": 58, "audio": 96}, classes),
      "take the widths from input_dims"),
     (lambda dims, classes: "a model", "should return a torch nn.Module"),
+    (lambda dims, classes: ConcatFusion({m: dims[m] for m in ("image", "text", "audio")},
+                                        classes), "raised KeyError: 'image'"),
+    (lambda dims, classes: NamedKeysFusion(dims, classes), "raised KeyError: 'image'"),
     (lambda dims, classes: nn.Linear(2000, 2000), "parameters; keep it under"),
 ])
 def test_model_wrong_answers_get_precise_hints(capsys, answer, phrase):
     assert_verdict(check_model(answer), capsys, False, phrase)
+
+
+def test_model_is_also_built_for_one_record(capsys):
+    hard_coded = lambda dims, classes: ConcatFusion(  # noqa: E731
+        {m: dims[m] for m in ("image", "text", "audio")}, classes)
+    result = assert_verdict(check_model(hard_coded), capsys, False, "raised KeyError: 'image'",
+                            "builds your model for one record, {'audio': 5}",
+                            "never name them")
+    assert "take the modalities from the dict itself" in result.message
+    assert_verdict(check_model(lambda dims, classes: NamedKeysFusion(dims, classes)), capsys,
+                   False, "with one record, {'audio': 5}", "raised KeyError: 'image'")
 
 
 def test_model_exception_and_stub(capsys):
@@ -314,8 +336,22 @@ def test_training_exception_and_stub(separable, capsys):
 # ----------------------------------------------------------------------------- exercise 4
 def good_evaluate(model, features, labels):
     model.eval()
+    wanted = getattr(model, "input_dims", features)
     with torch.no_grad():
-        return (model(features).argmax(dim=1) == labels).float().mean().item()
+        scores = model({m: x for m, x in features.items() if m in wanted})
+    return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+def evaluate_by_input_dims(model, features, labels):
+    """As the chapter's later cells do: only model.input_dims, no fallback."""
+    model.eval()
+    with torch.no_grad():
+        scores = model({m: features[m] for m in model.input_dims})
+    return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+def only_the_modalities(model, features):
+    return {m: x for m, x in features.items() if m in model.input_dims}
 
 
 def test_evaluation_passes_for_a_correct_accuracy(capsys):
@@ -323,21 +359,48 @@ def test_evaluation_passes_for_a_correct_accuracy(capsys):
     assert "torch.no_grad" not in capsys.readouterr().out
 
 
+def test_evaluation_passes_a_learner_that_reads_model_input_dims(capsys):
+    assert_verdict(check_evaluation(evaluate_by_input_dims), capsys, True, "evaluation mode")
+
+
+def test_evaluation_catches_features_the_model_was_not_built_for(capsys):
+    def every_key(model, features, labels):
+        model.eval()
+        with torch.no_grad():
+            return (model(features).argmax(dim=1) == labels).float().mean().item()
+
+    def named_records(model, features, labels):
+        model.eval()
+        with torch.no_grad():
+            scores = model({m: features[m] for m in ("image", "text", "audio")})
+        return (scores.argmax(dim=1) == labels).float().mean().item()
+
+    result = assert_verdict(check_evaluation(every_key), capsys, False, "raised ValueError",
+                            "features has modality 'image*text', but the model was built for",
+                            "m in model.input_dims")
+    assert "a model built for ['image', 'text', 'audio']" in result.message
+    assert_verdict(check_evaluation(named_records), capsys, False,
+                   "features has modality 'image', but the model was built for "
+                   "['text', 'audio']", "m in model.input_dims")
+
+
 def test_evaluation_wrong_answers_get_precise_hints(capsys):
     def forgets_eval(model, features, labels):
         with torch.no_grad():
-            return (model(features).argmax(dim=1) == labels).float().mean().item()
+            scores = model(only_the_modalities(model, features))
+        return (scores.argmax(dim=1) == labels).float().mean().item()
 
     def percentage(model, features, labels):
         return 100 * good_evaluate(model, features, labels)
 
     def max_not_argmax(model, features, labels):
         model.eval()
-        return (model(features).max(dim=1).values == labels).float().mean().item()
+        scores = model(only_the_modalities(model, features))
+        return (scores.max(dim=1).values == labels).float().mean().item()
 
     def with_gradients(model, features, labels):
         model.eval()
-        return (model(features).argmax(dim=1) == labels).float().mean()
+        return (model(only_the_modalities(model, features)).argmax(dim=1) == labels).float().mean()
 
     assert_verdict(check_evaluation(forgets_eval), capsys, False, "Call model.eval()")
     assert_verdict(check_evaluation(percentage), capsys, False, "a percentage")

@@ -77,7 +77,9 @@ def only_weights(q, k, v, mask):
     (crashes, False, "raised RuntimeError"),
     (wrong_shape, False, "shape"),
     (nan_on_empty_row, False, "no allowed key"),
-    (numpy_result, False, "torch.Tensor, got numpy.ndarray"),
+    (numpy_result, False, "weights is a numpy array (numpy.ndarray of shape (2, 3, 4)), but a "
+                          "torch.Tensor is expected. torch.from_numpy(array) or "
+                          "torch.as_tensor(array) converts an array"),
     (no_scale, False, "sqrt(d_k)"),
     (wrong_axis, False, "dim=-1"),
     (inverted_mask, False, "True means 'may attend'"),

@@ -79,3 +79,43 @@ def test_the_record_names_the_checker_chapter_and_status():
         "message": result.message}
     assert common.status_of(False, "Finish exercise 1 first: ...") == "needs-earlier-exercise"
     assert common.status_of(False, "Not yet: ...") == "failed"
+
+
+@pytest.mark.parametrize("value, phrase", [
+    (np.zeros((2, 3), dtype=np.float32),
+     "f(x) is a numpy array (numpy.ndarray of shape (2, 3)), but a torch.Tensor is expected. "
+     "torch.from_numpy(array) or torch.as_tensor(array) converts an array"),
+    (np.float32(1.0), "f(x) is a numpy value (numpy.float32 1.0), but a torch.Tensor is expected."
+                      " torch.from_numpy(array)"),
+    ([[1.0, 2.0]], "f(x) is a list [[1.0, 2.0]], but a torch.Tensor is expected. Use torch."),
+    (None, "f(x) is None, but a torch.Tensor is expected. Does the function end with a `return` "
+           "line? Use torch."),
+    (3, "f(x) is an int 3, but a torch.Tensor is expected. Use torch."),
+    (torch.zeros(3, 2), "f(x) has shape (3, 2), expected (2, 3)."),
+    (torch.zeros(2, 3, dtype=torch.long), "f(x) has dtype torch.int64, expected a float tensor."),
+    (torch.zeros(2, 3, dtype=torch.complex64), "f(x) returned a complex tensor"),
+    (torch.zeros(2, 3).half(), "f(x) returned torch.float16"),
+    (torch.tensor([[0.0, math.nan, 1.0], [1.0, 1.0, 1.0]]),
+     "f(x) contains NaN (1 of 6 values). Look for a 0 / 0"),
+])
+def test_learner_result_says_what_is_wrong_with_a_result(value, phrase):
+    with pytest.raises(common.Failed) as failure:
+        common.learner_result(value, "f(x)", (2, 3), "Use torch.")
+    assert str(failure.value).startswith("Not yet: ") and phrase in str(failure.value)
+
+
+def test_learner_result_rules_for_nan_integers_and_gradients():
+    one_nan = torch.tensor([[0.0, math.nan, 1.0], [1.0, 1.0, 1.0]])
+    assert common.learner_result(one_nan, "f(x)", (2, 3), "", reject="all NaN").shape == (2, 3)
+    with pytest.raises(common.Failed, match=r"f\(x\) is all NaN\. Look for a 0 / 0"):
+        common.learner_result(torch.full((2, 3), math.nan), "f(x)", (2, 3), "", reject="all NaN")
+    with pytest.raises(common.Failed, match=r"f\(x\) contains NaN or inf\. Look for"):
+        common.learner_result(torch.tensor([[1.0, math.inf, 0.0]] * 2), "f(x)", (2, 3), "",
+                              reject="non-finite")
+    whole = torch.ones(2, 3, dtype=torch.uint8)
+    assert common.learner_result(whole, "f(x)", (2, 3), "", floating=False) is whole
+    tracked = torch.ones(2, 3, requires_grad=True) * 2
+    assert common.learner_result(tracked, "f(x)", (2, 3), "").requires_grad
+    assert not common.learner_result(tracked, "f(x)", (2, 3), "", detach=True).requires_grad
+    with pytest.raises(ValueError, match="reject must be one of"):
+        common.learner_result(tracked, "f(x)", (2, 3), "", reject="some NaN")

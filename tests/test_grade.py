@@ -1,7 +1,8 @@
 """tools/grade.py on a folder of small submissions made for it: each gets the right row.
 
 The folder holds a solved notebook, an untouched stub, one with a wrong answer and a syntax
-error, one that loops forever (a time-out), one that tries the network, one whose kernel
+error, one that loops forever (a time-out), one whose answer loops forever (the checker stops
+it and says so), one that tries the network, one whose kernel
 dies, an empty file, a truncated notebook and a text file. The grader runs them all (a real
 kernel each), and nothing aborts the run.
 """
@@ -55,7 +56,7 @@ def test_one_row_per_file_and_one_column_per_checker(graded):
     rows, out, table = graded
     assert sorted(table) == sorted([
         "alice/07_token_budget_student.ipynb", "empty.ipynb", "infinite_loop.ipynb",
-        "kernel_dies.ipynb", "network.ipynb", "notes.txt", "solved.ipynb",
+        "kernel_dies.ipynb", "looping_answer.ipynb", "network.ipynb", "notes.txt", "solved.ipynb",
         "syntax_error.ipynb", "truncated.ipynb", "untouched_stub.ipynb"])
     header = next(csv.reader((out / "grades.csv").open(encoding="utf-8")))
     assert header == [*grade.FIXED_COLUMNS, AUDIO, SQUARE]
@@ -92,6 +93,18 @@ def test_an_endless_loop_is_a_time_out_and_the_checks_before_it_count(graded):
     assert TIMEOUT_S <= float(row["seconds"]) < TIMEOUT_S + 30
 
 
+def test_an_answer_that_never_returns_is_stopped_by_its_checker_and_recorded(graded):
+    rows, _, table = graded
+    row = table["looping_answer.ipynb"]
+    assert (row["status"], row["passed"], row["checks"], row[AUDIO], row[SQUARE]) == (
+        "graded", "1", "2", "0", "1")  # the notebook ran on, to the next check
+    record = next(r for r in rows if r.file == "looping_answer.ipynb").verdicts[AUDIO]
+    assert record["status"] == "failed" and record["passed"] is False
+    assert record["message"].startswith(
+        "Not yet: my_audio_tokens did not return within 5 s, so the check stopped it. An "
+        "endless loop?")
+
+
 def test_the_network_is_refused(graded):
     row = graded[2]["network.ipynb"]
     assert row["status"] == "errors"
@@ -118,7 +131,7 @@ def test_the_summary_and_the_executed_notebooks(graded):
     summary = (out / "grades.md").read_text(encoding="utf-8")
     assert summary.startswith(f"# Grades: {len(rows)} files")
     assert "| untouched_stub.ipynb | graded | 0 / 2 |" in summary
-    assert "| ch07.check_audio_tokens | 3 | 1 | 0 | 1 | 5 |" in summary  # one per status
+    assert "| ch07.check_audio_tokens | 3 | 1 | 0 | 2 | 5 |" in summary  # one per status
     executed = nbformat.read(out / "executed" / "solved.ipynb", as_version=4)
     assert "no network while grading" not in str(executed)  # the hidden cell is gone
     messages = [o.metadata[RECORD_KEY]["message"] for c in executed.cells

@@ -3,9 +3,9 @@
 One module per chapter with exercises (``course_lib.checks.ch07``, ...) and
 :mod:`course_lib.checks.capstone` for chapter 08 (which also re-exports exercise 1 from
 ``capstone_tensors``, the tiers from ``capstone_tiers`` and ``capstone_honest``); what they
-share (the verdict, calling the learner's function safely, NaN-safe comparisons, the
-machine-readable record that ``tools/grade.py`` reads back) lives in
-:mod:`course_lib.checks._common`.
+share (the verdict, calling the learner's function safely and with a time limit, the gate
+for tensor results, NaN-safe comparisons, the machine-readable record that
+``tools/grade.py`` reads back) lives in :mod:`course_lib.checks._common`.
 
 The capstone's checkers are also importable from here, as before the package was split::
 

@@ -23,6 +23,19 @@ from course_lib.train import count_parameters
 MODALITIES = ("image", "text", "audio")
 MAX_PARAMETERS = 2_000_000
 TRAINING_BUDGET_S = 20.0
+# Seconds one call of the learner's code may take in each checker before it is stopped as
+# an endless loop. On a busy 2-core CPU the chapter's own answers take 3.3 s for
+# build_tensors (all patients), 8.7 s for train_model (1,920 patients, 40 epochs) and 21 s
+# for choose_recipe (two candidates); every limit is over 30 times that, so that a correct
+# but slow answer (more epochs, a wider model, a slower computer) is never stopped.
+TIME_LIMITS_S = {"check_tensors": 120.0, "check_model": 60.0, "check_training": 300.0,
+                 "check_evaluation": 60.0, "check_missing_modality": 60.0,
+                 "check_honest": 900.0}
+PREDICTION_TIME_LIMIT_S = 60.0  # one forward pass of a model over the test patients
+_SLOW = {"check_training": "If it is only slow, train for fewer epochs or a smaller model "
+                           "(the chapter's recipe trains in about 10 s).",
+         "check_honest": "If it is only slow, train fewer candidates, or each for fewer "
+                         "epochs."}
 
 
 def capstone_check(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
@@ -36,16 +49,30 @@ def capstone_check(check: Callable[..., CheckResult]) -> Callable[..., CheckResu
     return guarded(check)
 
 
-def call(exercise: str, function: Any, *args: Any, name: str | None = None) -> Any:
-    """Call the learner's function; a stub or an exception becomes a :class:`Failed` whose
-    advice comes from :func:`hint_for` (the shared :func:`~course_lib.checks._common.
-    call_learner` with the capstone's hints)."""
-    return call_learner(function, *args, exercise=exercise, name=name, hint=hint_for)
+def call(exercise: str, function: Any, *args: Any, name: str | None = None,
+         time_limit_s: float | None = None) -> Any:
+    """Call the learner's function; a stub, an exception or a time-out becomes a
+    :class:`Failed` whose advice comes from :func:`hint_for` (the shared
+    :func:`~course_lib.checks._common.call_learner` with the capstone's hints).
+
+    The time limit is ``time_limit_s``, else the checker's :data:`TIME_LIMITS_S` (read at each
+    call), else :data:`PREDICTION_TIME_LIMIT_S`.
+    """
+    limit = time_limit_s if time_limit_s is not None else TIME_LIMITS_S.get(
+        exercise, PREDICTION_TIME_LIMIT_S)
+    return call_learner(function, *args, exercise=exercise, name=name, hint=hint_for,
+                        time_limit_s=limit, slow=_SLOW.get(exercise, ""))
 
 
 def hint_for(error: Exception) -> str:
     """One sentence of advice for an exception raised in the learner's code."""
     text = str(error)
+    if "but the model was built for" in text:
+        return ("Give the model only the modalities it was built for, those in "
+                "model.input_dims: {m: x for m, x in features.items() if m in "
+                "model.input_dims}. The features can hold more (a feature built from two "
+                "records, such as \"image*text\", or records that a model of fewer records "
+                "does not read).")
     if "needs all of its modalities" in text or "zero_fill" in text:
         return ("This model needs every input (model.requires_all_modalities is true): give it "
                 "zeros for the missing record, zero_fill(features, model.input_dims).")
@@ -53,9 +80,10 @@ def hint_for(error: Exception) -> str:
         return ("Print the shapes of your tensors: the model expects each modality as "
                 "(B, D_m) with D_m = input_dims[m].")
     if isinstance(error, KeyError):
-        return (f"Your code looked up the key {error} in a features dict that does not have "
-                f"it: take the modalities from the dict itself (for m, x in features.items()) "
-                f"instead of naming them, since some models see only one or two records.")
+        return (f"Your code looked up the key {error} in a dict that does not have it: take "
+                f"the modalities from the dict itself (for m, x in features.items(), for m, "
+                f"width in input_dims.items()) instead of naming them, since some models see "
+                f"only one or two records.")
     if isinstance(error, FloatingPointError):
         return "The loss became NaN or inf: lower the learning rate and check your features."
     return "Read the error, fix the line, and run the check again."
@@ -251,18 +279,25 @@ class VotingModel(nn.Module):
     ``features[m]`` holds scaled one-hot votes (B, C); the logits are the weighted sum of the
     votes of the modalities present (a missing one, or an all-zero one, casts no vote). In
     training mode it predicts the opposite (a trap for evaluation code that forgets
-    ``model.eval()``), and it records whether gradients were being tracked.
+    ``model.eval()``), and it records whether gradients were being tracked. Like the models
+    of ``course_lib.fusion`` it names its modalities in ``input_dims`` (``modalities``, width
+    4 each) and refuses, with the same ``ValueError``, a feature it was not built for.
     """
 
     weights = {"image": 2.0, "text": 3.0, "audio": 1.5}
 
-    def __init__(self) -> None:
+    def __init__(self, modalities: tuple[str, ...] = MODALITIES) -> None:
         super().__init__()
+        self.input_dims = {m: 4 for m in modalities}
         self.scale = nn.Parameter(torch.ones(()))
         self.saw_gradients = False
         self.voters: list[str] = []  # the modalities that voted in the last call
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        for name in features:
+            if name not in self.input_dims:
+                raise ValueError(f"features has modality {name!r}, but the model was built "
+                                 f"for {list(self.input_dims)}")
         self.saw_gradients |= torch.is_grad_enabled()
         self.voters = [m for m, x in features.items() if bool((x != 0).any())]
         logits = sum(self.weights[m] * x for m, x in features.items())
@@ -277,10 +312,6 @@ class StrictVotingModel(VotingModel):
     """
 
     requires_all_modalities = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.input_dims = {m: 4 for m in MODALITIES}
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         absent = [m for m in self.input_dims if m not in features]

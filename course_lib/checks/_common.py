@@ -11,6 +11,15 @@ as one display output whose ``text/plain`` is the message and whose metadata, un
 :data:`RECORD_KEY`, holds a machine-readable record of the verdict (checker, chapter, status,
 message): ``tools/grade.py`` reads these records back from an executed notebook.
 
+Time limits. Every call of the learner's code goes through :func:`call_learner`, which stops
+it after a time limit (:data:`TIME_LIMIT_S`, or the ``time_limit_s`` the checker passes): a
+function that never returns (an endless loop, a forgotten ``time.sleep``) becomes the verdict
+"Not yet: ... did not return within N s" instead of a cell that hangs. The limit uses
+``signal.setitimer`` and ``SIGALRM``, so it works on the main thread of a POSIX system (a
+Jupyter kernel runs every cell on its main thread; so does plain Python and pytest); on
+Windows, or on another thread, there is no limit
+(:func:`course_lib.checks._time_limit.can_limit_time` says which).
+
 Writing a checker::
 
     @guarded
@@ -36,7 +45,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib.checks._time_limit import _Alarm, _OutOfTime
+
 RECORD_KEY = "course_lib.checks"
+# Seconds one call of the learner's code may take in chapters 01-07 (the capstone passes its
+# own, per checker). The references take at most 36 ms a call (chapter 05's modality dropout
+# on 4,000 examples; most take under 1 ms), so 5 s leaves a margin of over 100x for a slow
+# but correct answer (a Python loop where the chapter vectorises).
+TIME_LIMIT_S = 5.0
 PREFIXES = {
     "Well done!": "passed",
     "Not implemented yet": "not-implemented",
@@ -135,6 +151,9 @@ def guarded(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
                 raise TypeError(f"{check.__name__} returned {type(result).__name__}")
         except Failed as failure:
             result = verdict(False, str(failure))
+        except _OutOfTime:  # pragma: no cover - call_learner turns it into a message first
+            result = verdict(False, "Not yet: your function did not return within its time "
+                                    "limit, so the check stopped it. An endless loop?")
         except Exception as error:  # noqa: BLE001 - the checker must never crash
             result = verdict(False, f"Not yet: the check could not run ({type(error).__name__}: "
                                     f"{error}). Check the arguments you passed to it.")
@@ -156,41 +175,68 @@ def learner_frame(error: BaseException) -> traceback.FrameSummary | None:
     return (own or frames or [None])[-1]
 
 
+def _timed_out(name: str, seconds: float | None, slow: str) -> Failed:
+    return Failed(f"Not yet: {name} did not return within {seconds:g} s, so the check stopped "
+                  f"it. An endless loop? Check that every `while` loop can end (something in "
+                  f"it must change its condition) and that nothing waits (time.sleep, "
+                  f"input()).{' ' + slow if slow else ''}")
+
+
 def call_learner(function: Any, *args: Any, exercise: str, name: str | None = None,
-                 hint: Callable[[Exception], str] | None = None, **kwargs: Any) -> Any:
-    """Call the learner's ``function``; a stub or an exception becomes a :class:`Failed`.
+                 hint: Callable[[Exception], str] | None = None,
+                 time_limit_s: float | None = None, slow: str = "", **kwargs: Any) -> Any:
+    """Call the learner's ``function``; a stub, an error or a time-out becomes a :class:`Failed`.
 
     Args:
         function: what the learner passed (it should be a function, not its result).
         exercise: the checker's name, for the message.
         name: how to call the function in messages (default: its ``__name__``).
         hint: turns the learner's exception into a sentence of advice.
+        time_limit_s: seconds the call may take (default :data:`TIME_LIMIT_S`, read at each
+            call); enforced where ``_time_limit.can_limit_time()``, else no limit.
+        slow: a sentence added to the time-out message (what to do if it is only slow).
 
     Raises:
-        Failed: "Not implemented yet: ..." for ``NotImplementedError``, "Not yet: ..." naming
-            the exception, the learner's line and a hint, for any other exception.
+        Failed: "Not implemented yet: ..." for ``NotImplementedError``; "Not yet: ... did not
+            return within N s" when the time is up; "Not yet: ..." naming the exception, the
+            learner's line and a hint, for any other exception.
     """
     name = name or getattr(function, "__name__", type(function).__name__)
     if isinstance(function, nn.Module) or not callable(function):
         raise Failed(f"Not yet: {exercise} expects a function, but got {type(function).__name__}"
                      f" {function!r:.60}. Pass the function itself (no parentheses).")
+    alarm = _Alarm(TIME_LIMIT_S if time_limit_s is None else time_limit_s)
     try:
-        return function(*args, **kwargs)
-    except NotImplementedError as stub:
-        where = f" ({stub})" if str(stub) else ""
+        alarm.start()
+        result = function(*args, **kwargs)
+        alarm.active = False  # first, before anything else can be interrupted
+    except BaseException as caught:  # noqa: BLE001 - sorted out below
+        alarm.active = False
+        alarm.stop()
+        error = caught
+    else:
+        alarm.stop()
+        if alarm.fired:  # the learner's code caught the alarm and went on
+            raise _timed_out(name, alarm.seconds, slow)
+        return result
+    if isinstance(error, _OutOfTime) or (alarm.fired and isinstance(error, Exception)):
+        raise _timed_out(name, alarm.seconds, slow) from None
+    if not isinstance(error, Exception):
+        raise error  # KeyboardInterrupt (the stop button), SystemExit: not the checker's
+    if isinstance(error, NotImplementedError):
+        where = f" ({error})" if str(error) else ""
         raise Failed(f"Not implemented yet: {name} raised NotImplementedError{where}. Replace "
                      f"the `raise NotImplementedError` line with your code, then run this "
                      f"cell again.") from None
-    except Failed:
-        raise
-    except RecursionError:
+    if isinstance(error, Failed):
+        raise error
+    if isinstance(error, RecursionError):
         raise Failed(f"Not yet: {name} calls itself without end (RecursionError).") from None
-    except Exception as error:  # noqa: BLE001 - any learner error becomes a hint
-        frame = learner_frame(error)
-        where = f" (line {frame.lineno}, `{(frame.line or '').strip()}`)" if frame else ""
-        advice = hint(error) if hint else "Read the error, fix the line, and run the check again."
-        raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error}{where}. "
-                     f"{advice}") from None
+    frame = learner_frame(error)
+    where = f" (line {frame.lineno}, `{(frame.line or '').strip()}`)" if frame else ""
+    advice = hint(error) if hint else "Read the error, fix the line, and run the check again."
+    raise Failed(f"Not yet: {name} raised {type(error).__name__}: {error}{where}. "
+                 f"{advice}") from None
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -252,26 +298,49 @@ def as_tensor(value: Any, who: str, shape: tuple[int, ...] | None = None) -> tor
     return value
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
+
+
+def not_a_tensor(value: Any, who: str, advice: str = "") -> Failed:
+    """The message for a result that should be a torch tensor and is not (to be raised).
+
+    It says what ``who`` is instead, that a ``torch.Tensor`` is expected, how to convert a
+    numpy array (``torch.from_numpy`` / ``torch.as_tensor``, though staying with torch is
+    better), and ``advice``, the chapter's sentence on which torch operations to use.
+    """
+    extra = ""
+    if value is None:
+        got, extra = "None", " Does the function end with a `return` line?"
+    elif isinstance(value, np.ndarray):
+        got = f"a numpy array (numpy.ndarray of shape {value.shape})"
+    elif type(value).__module__.split(".")[0] == "numpy":
+        got = f"a numpy value (numpy.{type(value).__name__} {str(value):.40})"
+    else:
+        module = type(value).__module__.split(".")[0]
+        kind = type(value).__name__ if module == "builtins" else f"{module}.{type(value).__name__}"
+        got = f"{_a(kind)} {value!r:.40}"
+    if got.startswith("a numpy"):
+        extra = (" torch.from_numpy(array) or torch.as_tensor(array) converts an array, but "
+                 "better stay with torch operations (no .numpy(), no np. functions), so that "
+                 "the result stays a tensor.")
+    return Failed(f"Not yet: {who} is {got}, but a torch.Tensor is expected.{extra}"
+                  f"{' ' + advice if advice else ''}")
+
+
 def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
     """``value`` if it is a real, readable torch tensor, else a :class:`Failed` that says why.
 
-    A numpy array gets its own hint (the exercise asks for torch operations, so that the
-    result stays a tensor a model can train through), as do tensors without data (``meta``),
-    complex tensors and half-precision ones, which round the values the checker compares.
+    A non-tensor gets :func:`not_a_tensor`'s message (a numpy array its own hint: the
+    exercises ask for torch operations, so that the result stays a tensor a model can train
+    through), as do tensors without data (``meta``), complex tensors and half-precision
+    ones, which round the values the checker compares.
 
     Args:
         advice: the chapter's sentence on which torch operations to use.
     """
     if not isinstance(value, torch.Tensor):
-        if isinstance(value, np.ndarray) or type(value).__module__.split(".")[0] == "numpy":
-            raise Failed(f"Not yet: {who} returned a numpy array (numpy.{type(value).__name__}), "
-                         f"not a torch.Tensor. Stay with torch operations (no .numpy(), no "
-                         f"np. functions); {advice}")
-        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-        if kind.startswith("builtins."):
-            kind = type(value).__name__
-        raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind} "
-                     f"{value!r:.40}. {advice}")
+        raise not_a_tensor(value, who, advice)
     if value.device.type == "meta":
         raise Failed(f"Not yet: {who} returned a tensor on the 'meta' device, which has a shape "
                      f"but no values. Compute the result from the inputs.")
@@ -282,6 +351,53 @@ def learner_tensor(value: Any, who: str, advice: str) -> torch.Tensor:
         raise Failed(f"Not yet: {who} returned {value.dtype}, which keeps only about 3 "
                      f"significant digits. Keep float32 (do not call .half()).")
     return value
+
+
+REJECTS = ("any NaN", "all NaN", "non-finite")
+
+
+def learner_result(value: Any, who: str, shape: tuple[int, ...], advice: str, *,
+                   floating: bool = True, reject: str = "any NaN",
+                   detach: bool = False) -> torch.Tensor:
+    """The learner's result as a tensor of ``shape``, or a :class:`Failed` with a precise hint.
+
+    The one gate of the chapters' tensor results: a non-tensor (:func:`not_a_tensor`), a
+    tensor without values, complex or half precision (:func:`learner_tensor`), a wrong shape,
+    an integer tensor where ``floating`` is asked for, and NaN by the ``reject`` rule.
+
+    Args:
+        value: what the learner's function returned.
+        who: how to name it in messages (the call, e.g. ``"patchify(images of shape ...)"``).
+        shape: the expected shape.
+        advice: the chapter's sentence on which torch operations to use.
+        floating: whether the result must be a float tensor (else integers pass too).
+        reject: ``"any NaN"`` (one NaN fails), ``"all NaN"`` (only a result that is NaN
+            everywhere fails: the checker names NaN in places itself) or ``"non-finite"``
+            (NaN or inf anywhere fails).
+        detach: return ``value.detach()`` (when the checker only compares values).
+
+    Raises:
+        Failed: for each of these problems, naming ``who``.
+        ValueError: for a ``reject`` rule not in :data:`REJECTS` (a bug in the checker).
+    """
+    if reject not in REJECTS:
+        raise ValueError(f"reject must be one of {REJECTS}, got {reject!r}")
+    value = learner_tensor(value, who, advice)
+    if tuple(value.shape) != tuple(shape):
+        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
+    if floating and not value.is_floating_point():
+        raise Failed(f"Not yet: {who} has dtype {value.dtype}, expected a float tensor.")
+    if value.is_floating_point():
+        nan = torch.isnan(value)
+        if reject == "all NaN" and value.numel() and bool(nan.all()):
+            raise Failed(f"Not yet: {who} is all NaN. Look for a 0 / 0 or an operation on NaN.")
+        if reject == "any NaN" and bool(nan.any()):
+            raise Failed(f"Not yet: {who} contains NaN ({int(nan.sum())} of {value.numel()} "
+                         f"values). Look for a 0 / 0 or an operation on NaN.")
+        if reject == "non-finite" and not bool(torch.isfinite(value).all()):
+            raise Failed(f"Not yet: {who} contains NaN or inf. Look for a 0 / 0, a log of 0 "
+                         f"or an operation on NaN.")
+    return value.detach() if detach else value
 
 
 def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:

@@ -113,10 +113,34 @@ def check_model(build_model: Callable) -> CheckResult:
                 raise Failed(f"Not yet: changing the {modality!r} features does not change "
                              f"your model's output: it ignores {modality}. Pass every "
                              f"modality in input_dims to the fusion model.")
+    _check_one_record(build_model, num_classes, batch)
     count = count_parameters(model, trainable_only=True)
     return verdict(True, f"Well done! Your {type(model).__name__} ({count:,} parameters) turns "
-                         f"{input_dims} into {num_classes} class scores and uses every "
-                         f"modality.")
+                         f"{input_dims} into {num_classes} class scores, uses every "
+                         f"modality, and can also be built for one record.")
+
+
+def _check_one_record(build_model: Callable, num_classes: int,
+                      batch: Mapping[str, torch.Tensor]) -> None:
+    """The model built for a one-record dict (later cells build models of some records)."""
+    single = {"audio": 5}
+    context = (f"(This check also builds your model for one record, {single}: take the "
+               f"modalities and their widths from input_dims, never name them.)")
+    try:
+        model = build("check_model", build_model, single, num_classes)
+    except Failed as failure:
+        raise Failed(f"{failure} {context}") from None
+    features = {"audio": batch["audio"][:, :single["audio"]]}
+    model.eval()
+    with torch.no_grad():
+        try:
+            output = call("check_model", scores_of, model, features, name="your model")
+        except Failed as failure:
+            raise Failed(f"{failure} (This happened with one record, {single}: read the "
+                         f"modalities from the features dict, for m, x in "
+                         f"features.items().)") from None
+        check_scores(output, len(features["audio"]), num_classes,
+                     f"your model of one record, {single},")
 
 
 # ----------------------------------------------------------------------------- exercise 3
@@ -257,19 +281,37 @@ def check_training(train_model: Callable, build_model: Callable, train_features:
 
 
 # ----------------------------------------------------------------------------- exercise 4
+# What check_evaluation gives evaluate: a model of every record and one of two (as the "text
+# alone" or late-fusion baselines of later cells are), with features that hold more than the
+# model reads (the records it does not use, and a feature built from two of them).
+_EVALUATION_CASES = ((0, MODALITIES), (1, ("text", "audio")))
+
+
 @capstone_check
 def check_evaluation(evaluate: Callable) -> CheckResult:
     """Exercise 4: ``evaluate(model, features, labels) -> float`` (accuracy in [0, 1]).
 
-    Uses a fixed voting model with known accuracies on two made-up test sets; the model
-    answers wrongly in training mode, which catches a missing ``model.eval()``.
+    Uses fixed voting models with known accuracies on two made-up test sets; each model
+    answers wrongly in training mode, which catches a missing ``model.eval()``. As in the
+    later cells, the features hold more than the model was built for (the second model reads
+    only the text and the audio; both sets have an ``"image*text"`` feature): evaluate must
+    give the model only ``model.input_dims``, which every model of the course refuses to do
+    without (``ValueError``).
     """
     saw_gradients = False
-    for seed in (0, 1):
-        features, labels = voting_case(seed)
-        model = VotingModel().train()
-        returned = call("check_evaluation", evaluate, model, features, labels)
-        expected = reference_accuracy(features, labels)
+    for seed, modalities in _EVALUATION_CASES:
+        votes, labels = voting_case(seed)
+        features = dict(votes, **{"image*text": votes["image"] * votes["text"]})
+        model = VotingModel(modalities).train()
+        try:
+            returned = call("check_evaluation", evaluate, model, features, labels)
+        except Failed as failure:
+            if str(failure).startswith("Not implemented"):
+                raise
+            raise Failed(f"{failure} (This check gives evaluate a model built for "
+                         f"{list(modalities)} and features with the keys {list(features)}, "
+                         f"as later cells do.)") from None
+        expected = reference_accuracy({m: votes[m] for m in modalities}, labels)
         got = as_number(returned, "evaluate")
         if 1.0 < got <= 100.0 and same(got / 100, expected):
             raise Failed(f"Not yet: you returned {got:.1f}, a percentage; return a fraction "
@@ -286,7 +328,8 @@ def check_evaluation(evaluate: Callable) -> CheckResult:
     tip = (" Tip: wrap the predictions in `with torch.no_grad():` so that no gradients are "
            "tracked while evaluating." if saw_gradients else "")
     return verdict(True, f"Well done! evaluate gives the right accuracy on two test sets, with "
-                         f"the model in evaluation mode.{tip}")
+                         f"the model in evaluation mode and only the modalities it was built "
+                         f"for.{tip}")
 
 
 # ----------------------------------------------------------------------------- exercise 5

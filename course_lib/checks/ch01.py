@@ -19,23 +19,18 @@ from course_lib.checks._common import (
     call_learner,
     close,
     guarded,
+    learner_result,
     learner_tensor,
     verdict,
 )
 
+_ADVICE = "Use torch operations (permute, float, abs, amax) so that the result is a tensor."
+
 
 def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
     """The learner's result as a tensor of ``shape``, or a precise :class:`Failed`."""
-    if not isinstance(value, Tensor):
-        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-        raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind}. Stay with "
-                     "torch operations (permute, float, abs, amax) so the result is a tensor.")
-    value = learner_tensor(value, who, "")  # meta, complex and half tensors
-    if tuple(value.shape) != shape:
-        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
-    if value.is_floating_point() and torch.isnan(value).any():
-        raise Failed(f"Not yet: {who} contains NaN. Is something divided by zero?")
-    return value.detach()
+    return learner_result(value, who, shape, _ADVICE, floating=False,
+                          reject="any NaN", detach=True)
 
 
 def reference_to_channels_first(image: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ from course_lib.checks._common import (
     call_learner,
     close,
     guarded,
+    learner_result,
     learner_tensor,
     verdict,
 )
@@ -29,20 +30,14 @@ from course_lib.vision import patchify as reference_patchify
 LOG_FLOOR = 1e-10
 
 
+_ADVICE = ("Use torch operations (reshape, permute, torch.stft) so that the result stays a "
+           "tensor.")
+
+
 def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
-    """The learner's result as a float tensor of ``shape``, or a precise :class:`Failed`."""
-    if not isinstance(value, Tensor):
-        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-        raise Failed(f"Not yet: {who} should return a torch.Tensor, got {kind}. Use torch "
-                     "operations (reshape, permute, torch.stft) so the result stays a tensor.")
-    value = learner_tensor(value, who, "")  # meta, complex and half tensors
-    if tuple(value.shape) != shape:
-        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
-    if not value.is_floating_point():
-        raise Failed(f"Not yet: {who} has dtype {value.dtype}, expected a float tensor.")
-    if torch.isnan(value).any():
-        raise Failed(f"Not yet: {who} contains NaN.")
-    return value.detach()
+    """The learner's result as a tensor of ``shape``, or a precise :class:`Failed`."""
+    return learner_result(value, who, shape, _ADVICE, floating=True,
+                          reject="any NaN", detach=True)
 
 
 @guarded

@@ -22,25 +22,18 @@ from course_lib.checks._common import (
     call_learner,
     close,
     guarded,
-    learner_tensor,
+    learner_result,
     verdict,
 )
 
+_ADVICE = ("Use torch operations (torch.softmax, @, masked_fill) so that the result stays a "
+           "tensor.")
+
 
 def _tensor(value: object, who: str, shape: tuple[int, ...]) -> Tensor:
-    """The learner's result as a float tensor of ``shape``, or a precise :class:`Failed`."""
-    if not isinstance(value, Tensor):
-        kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
-        raise Failed(f"Not yet: {who} should be a torch.Tensor, got {kind}. Use torch "
-                     f"operations (torch.softmax, @, masked_fill) so the result stays a tensor.")
-    value = learner_tensor(value, who, "")  # meta, complex and half tensors
-    if tuple(value.shape) != shape:
-        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {shape}.")
-    if not value.is_floating_point():
-        raise Failed(f"Not yet: {who} has dtype {value.dtype}, expected a float tensor.")
-    if torch.isnan(value).all():
-        raise Failed(f"Not yet: {who} is all NaN. Look for a 0/0 or an operation on NaN.")
-    return value.detach()
+    """The learner's result as a tensor of ``shape``, or a precise :class:`Failed`."""
+    return learner_result(value, who, shape, _ADVICE, floating=True,
+                          reject="all NaN", detach=True)
 
 
 def _attention_case() -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import torch
 
@@ -22,7 +21,7 @@ from course_lib.checks._common import (
     call_learner,
     close,
     guarded,
-    learner_tensor,
+    learner_result,
     verdict,
 )
 from course_lib.fusion import LateFusion
@@ -30,21 +29,14 @@ from course_lib.fusion import LateFusion
 NUM_CLASSES = 4
 
 
-def _tensor(value: Any, who: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """``value`` as it was returned: a finite float tensor of ``shape``, else a Failed."""
-    if not isinstance(value, torch.Tensor):
-        kind = "a numpy array" if hasattr(value, "__array__") else type(value).__name__
-        raise Failed(f"Not yet: {who} returned {kind}, not a torch tensor. Use torch "
-                     f"operations (tensor.softmax, torch.where, ...) so that the result stays a "
-                     f"tensor the model can train through.")
-    value = learner_tensor(value, who, "")  # meta, complex and half tensors
-    if tuple(value.shape) != tuple(shape):
-        raise Failed(f"Not yet: {who} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
-    if not value.is_floating_point():
-        raise Failed(f"Not yet: {who} has dtype {value.dtype}, expected a float tensor.")
-    if not torch.isfinite(value).all():
-        raise Failed(f"Not yet: {who} contains NaN or inf.")
-    return value
+_ADVICE = ("Use torch operations (tensor.softmax, torch.where, ...) so that the result "
+           "stays a tensor the model can train through.")
+
+
+def _tensor(value: object, who: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """The learner's result as a tensor of ``shape``, or a precise :class:`Failed`."""
+    return learner_result(value, who, shape, _ADVICE, floating=True,
+                          reject="non-finite", detach=False)
 
 
 def _key_hint(error: Exception) -> str:

@@ -120,13 +120,20 @@ def _mismatch(learner: Callable) -> None:
         placeholders = int((ids == IMAGE_ID).sum())
         call = (f"my_splice_image_tokens with {placeholders} <image> placeholder(s) and "
                 f"{images} image(s)")
-        try:
-            learner(text, ids, tokens, IMAGE_ID)
-        except ValueError:
+
+        def attempt(text: torch.Tensor = text, ids: torch.Tensor = ids,
+                    tokens: torch.Tensor = tokens) -> bool:
+            """True when the learner's function refuses the mismatch with ValueError."""
+            try:
+                learner(text, ids, tokens, IMAGE_ID)
+            except ValueError:
+                return True
+            return False
+
+        if call_learner(attempt, exercise="check_splice", name=call,
+                        hint=lambda error: "Check the counts first and raise ValueError, "
+                                           "naming both numbers."):
             continue
-        except Exception as error:  # noqa: BLE001 - becomes a hint
-            raise Failed(f"Not yet: {call} raised {type(error).__name__}: {error}. Check the "
-                         f"counts first and raise ValueError, naming both numbers.") from None
         raise Failed(f"Not yet: {call} returned a result; it should raise ValueError (one image "
                      f"per placeholder), so that a prompt and its images never silently "
                      f"disagree.")
