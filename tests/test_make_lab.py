@@ -16,13 +16,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_make_lab_serves_jupyterlab(repo_root):
+def test_make_lab_serves_jupyterlab(repo_root, tmp_path):
     port, token = _free_port(), "course-test-token"
     lab_args = f"--no-browser --ip=127.0.0.1 --IdentityProvider.token={token}"
+    log = (tmp_path / "make_lab.log").open("w")
+    started = time.monotonic()
     process = subprocess.Popen(
         ["make", "--no-print-directory", "lab", f"PORT={port}", f"LAB_ARGS={lab_args}"],
-        cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        cwd=repo_root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline, status = time.monotonic() + START_TIMEOUT_S, None
@@ -34,7 +35,14 @@ def test_make_lab_serves_jupyterlab(repo_root):
                     break
             except OSError:
                 time.sleep(0.5)
-        assert status == 200, "JupyterLab did not answer /api/status"
+        if status != 200:
+            log.flush()
+            why = (f"`make lab` exited with status {process.returncode}"
+                   if process.poll() is not None else f"no answer in {START_TIMEOUT_S} s")
+            tail = (tmp_path / "make_lab.log").read_text()[-3000:]
+            raise AssertionError(f"JupyterLab did not answer /api/status ({why}, after "
+                                 f"{time.monotonic() - started:.0f} s); its log ends:\n{tail}")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+        log.close()
