@@ -9,6 +9,7 @@ kernel each), and nothing aborts the run.
 
 import csv
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,11 @@ def graded(tmp_path_factory):
             shutil.copy(path, folder / path.name)
     (folder / "alice").mkdir()
     shutil.copy(FIXTURES / "solved.ipynb", folder / "alice" / "07_token_budget_student.ipynb")
+    environment = dict(os.environ)
     rows, out = grade.grade_folder(folder, timeout_s=TIMEOUT_S)
+    # The kernels run offline; the process that called the grader keeps its own environment
+    # (it once inherited the offline proxy, and a later test's localhost requests went to it).
+    assert dict(os.environ) == environment
     with (out / "grades.csv").open(newline="", encoding="utf-8") as handle:
         table = {row["file"]: row for row in csv.DictReader(handle)}
     return rows, out, table

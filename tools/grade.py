@@ -168,7 +168,7 @@ def grade_notebook(path: Path, root: Path, timeout_s: float = DEFAULT_TIMEOUT_S,
         try:
             # The kernel's own stderr (its start-up warnings, its complaints when it is
             # killed at a time-out) is not the student's output, which the notebook keeps.
-            client.execute(stderr=subprocess.DEVNULL)
+            client.execute(stderr=subprocess.DEVNULL, env={**os.environ, **OFFLINE_ENVIRONMENT})
         except CellTimeoutError:
             status, error = "timeout", f"over the {timeout_s:g} s limit"
         except DeadKernelError as dead:
@@ -245,7 +245,6 @@ def grade_folder(folder: Path, out: Path | None = None,
     out = out or folder / "grades"
     files = submissions(folder, out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update(OFFLINE_ENVIRONMENT)  # inherited by every kernel
     start = time.perf_counter()
     rows = []
     for path in files:
