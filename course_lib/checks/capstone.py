@@ -87,12 +87,9 @@ def check_model(build_model: Callable) -> CheckResult:
     batch = {m: torch.randn(8, d, generator=generator) for m, d in input_dims.items()}
     model.eval()
     with torch.no_grad():
-        try:
-            output = call("check_model", scores_of, model, batch, name="your model")
-        except Failed as failure:
-            raise Failed(f"{failure} (This check builds your model for made-up widths "
-                         f"{input_dims}: take the widths from input_dims, never hard-code "
-                         f"them.)") from None
+        output = _eval_scores(model, batch, f"(This check builds your model for made-up widths "
+                                            f"{input_dims}: take the widths from input_dims, "
+                                            f"never hard-code them.)")
         check_scores(output, 8, num_classes)
         # Judge "uses every modality" only for a model that is a function of its inputs: one
         # that returns noise would change its output whatever changed.
@@ -120,6 +117,15 @@ def check_model(build_model: Callable) -> CheckResult:
                          f"modality, and can also be built for one record.")
 
 
+def _eval_scores(model: torch.nn.Module, features: Mapping[str, torch.Tensor],
+                 context: str) -> object:
+    """The learner's model on ``features`` (the caller set eval mode); a failure says where."""
+    try:
+        return call("check_model", scores_of, model, features, name="your model")
+    except Failed as failure:
+        raise Failed(f"{failure} {context}") from None
+
+
 def _check_one_record(build_model: Callable, num_classes: int,
                       batch: Mapping[str, torch.Tensor]) -> None:
     """The model built for a one-record dict (later cells build models of some records)."""
@@ -133,12 +139,9 @@ def _check_one_record(build_model: Callable, num_classes: int,
     features = {"audio": batch["audio"][:, :single["audio"]]}
     model.eval()
     with torch.no_grad():
-        try:
-            output = call("check_model", scores_of, model, features, name="your model")
-        except Failed as failure:
-            raise Failed(f"{failure} (This happened with one record, {single}: read the "
-                         f"modalities from the features dict, for m, x in "
-                         f"features.items().)") from None
+        output = _eval_scores(model, features, f"(This happened with one record, {single}: "
+                                               f"read the modalities from the features dict, "
+                                               f"for m, x in features.items().)")
         check_scores(output, len(features["audio"]), num_classes,
                      f"your model of one record, {single},")
 
