@@ -3,6 +3,8 @@
 import json
 import re
 
+from test_chapter_structure import reading  # tools/reading_time.py
+
 
 def _notebooks(repo_root):
     return {p.name for p in (repo_root / "notebooks").glob("*.ipynb")}
@@ -32,8 +34,5 @@ def test_welcome_chapter_map_states_each_chapters_own_time_estimate(repo_root):
     assert len(rows) == len(_notebooks(repo_root) - {n for n in _notebooks(repo_root)
                                                       if n.endswith("_student.ipynb")})
     for name, minutes in rows:
-        title = "".join(json.loads((repo_root / "notebooks" / name).read_text())["cells"][0]
-                        ["source"])
-        match = re.search(r"\babout (\d+(?:\.\d+)?) (minutes|hours?)\b", title, re.IGNORECASE)
-        stated = float(match.group(1)) * (60 if match.group(2).startswith("hour") else 1)
+        stated = reading.stated_minutes(repo_root / "notebooks" / name)
         assert int(minutes) == stated, f"{name}: the map says {minutes} min, the chapter {stated}"

@@ -59,7 +59,9 @@ def _source(cell: dict) -> str:
 
 def reading_time(path: Path) -> ReadingTime:
     """Count the words, code lines, code cells and widget cells of the notebook at ``path``."""
-    notebook = json.loads(Path(path).read_text(encoding="utf-8"))
+    import nbformat  # the bench's widget-cell finder reads a NotebookNode
+
+    notebook = nbformat.reads(Path(path).read_text(encoding="utf-8"), as_version=4)
     words = code_lines = code_cells = 0
     for cell in notebook["cells"]:
         source = _source(cell)
@@ -69,9 +71,7 @@ def reading_time(path: Path) -> ReadingTime:
             code_cells += 1
             code_lines += sum(1 for line in source.splitlines()
                               if line.strip() and not line.strip().startswith("#"))
-    import nbformat  # only for the bench's widget-cell finder, which reads a NotebookNode
-
-    widgets = {index for index, _, _ in _bench.widget_cells(nbformat.read(str(path), 4))}
+    widgets = {index for index, _, _ in _bench.widget_cells(notebook)}
     return ReadingTime(words, code_lines, code_cells, len(widgets))
 
 
